@@ -16,10 +16,12 @@ reading of the same pages, and property tests compare the two.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 
 class ResourceType(StrEnum):
@@ -190,3 +192,1359 @@ class Scope:
             actor_run_mode=RunMode(data.get("actorRunMode") or RunMode.RESTRICTED.value),
             default_run_storage_access=bool(data.get("defaultRunStorageAccess", False)),
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Resource facts: what the decision needs to know about the account and its resources.
+# ---------------------------------------------------------------------------------------------
+
+#: Short names of the documentation pages rules come from (cited in comments and docstrings).
+DOC_TOKENS = "API tokens with limited permissions (docs.apify.com/platform/integrations/api)"
+DOC_PERMISSIONS = "List of permissions (docs.apify.com/account/collaboration/list-of-permissions)"
+DOC_GENERAL_ACCESS = (
+    "General resource access (docs.apify.com/account/collaboration/general-resource-access)"
+)
+
+
+class ResourceKind(StrEnum):
+    """Every kind of resource a decision can be about: the six :class:`ResourceType` values
+    (which take token permissions) plus runs and webhooks (which are governed through their
+    Actor or task, DOC_TOKENS "Actor execution" and "Webhooks configuration")."""
+
+    ACTOR = "actor"
+    TASK = "task"
+    DATASET = "dataset"
+    KEY_VALUE_STORE = "key-value-store"
+    REQUEST_QUEUE = "request-queue"
+    SCHEDULE = "schedule"
+    RUN = "run"
+    WEBHOOK = "webhook"
+
+    @property
+    def resource_type(self) -> ResourceType | None:
+        """The matching :class:`ResourceType`, or None for runs and webhooks."""
+        try:
+            return ResourceType(self.value)
+        except ValueError:
+            return None
+
+
+STORAGE_KINDS: frozenset[ResourceKind] = frozenset(
+    {ResourceKind.DATASET, ResourceKind.KEY_VALUE_STORE, ResourceKind.REQUEST_QUEUE}
+)
+
+#: Kinds a token can create and then holds "full access" to (D4, DOC_TOKENS "Allow tokens to
+#: create resources"). Webhooks record their creating token too (D14). Runs are started, not
+#: created, and are governed by their Actor (D6); Actors are never created by scoped tokens (D5).
+CREATABLE_KINDS: frozenset[ResourceKind] = frozenset(
+    {
+        ResourceKind.TASK,
+        ResourceKind.SCHEDULE,
+        ResourceKind.WEBHOOK,
+        *STORAGE_KINDS,
+    }
+)
+
+
+class ScheduleActionType(StrEnum):
+    """The two kinds of schedule action (OpenAPI ``ScheduleActionType``)."""
+
+    RUN_ACTOR = "RUN_ACTOR"
+    RUN_ACTOR_TASK = "RUN_ACTOR_TASK"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleAction:
+    """One action of a schedule: run an Actor (``actorId``) or a task (``actorTaskId``)."""
+
+    type: ScheduleActionType
+    target_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A resource as the decision needs it.
+
+    ``actor_id``: a task's Actor, a run's Actor, or a webhook whose condition is an Actor.
+    ``task_id``: a run's task (if started from one), or a webhook whose condition is a task.
+    ``actions``: a schedule's actions. ``default_*_id``: a run's default storages.
+    ``created_by_token``: ID of the token that created the resource (None: unknown/other).
+    """
+
+    kind: ResourceKind
+    id: str
+    name: str | None = None
+    username: str | None = None
+    actor_id: str | None = None
+    task_id: str | None = None
+    actions: tuple[ScheduleAction, ...] = ()
+    default_dataset_id: str | None = None
+    default_key_value_store_id: str | None = None
+    default_request_queue_id: str | None = None
+    created_by_token: str | None = None
+
+    @property
+    def key(self) -> tuple[ResourceKind, str]:
+        """``(kind, id)``: identity of the resource."""
+        return (self.kind, self.id)
+
+    @property
+    def tilde_name(self) -> str | None:
+        """The ``username~name`` address (D16), when the resource has a name."""
+        if self.name and self.username:
+            return f"{self.username}~{self.name}"
+        return None
+
+    @property
+    def label(self) -> str:
+        """Human label used in reasons, e.g. ``dataset abc123``."""
+        return f"{self.kind.value} {self.id}"
+
+    def default_storages(self) -> tuple[tuple[ResourceKind, str], ...]:
+        """A run's default storages as ``(kind, id)`` pairs."""
+        pairs = (
+            (ResourceKind.DATASET, self.default_dataset_id),
+            (ResourceKind.KEY_VALUE_STORE, self.default_key_value_store_id),
+            (ResourceKind.REQUEST_QUEUE, self.default_request_queue_id),
+        )
+        return tuple((k, i) for k, i in pairs if i)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The account the resources live in (DOC_GENERAL_ACCESS: the account-wide setting)."""
+
+    username: str
+    general_access: GeneralAccess = GeneralAccess.RESTRICTED
+
+
+@dataclass(frozen=True, slots=True)
+class TokenContext:
+    """The token a request carries: its ID, scope, expiry and whether it was revoked."""
+
+    id: str
+    scope: Scope
+    expires_at: datetime | None = None
+    revoked: bool = False
+
+    def invalid_reason(self, now: datetime) -> str | None:
+        """Why the token no longer authenticates (D12, D17), or None when it is valid.
+
+        DOC_TOKENS "Expiration": tokens "become invalid after a specified period".
+        """
+        if self.revoked:
+            return "token revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return f"token expired at {self.expires_at.isoformat()}"
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Operations
+# ---------------------------------------------------------------------------------------------
+
+
+class Operation(StrEnum):
+    """Every API operation the sandbox serves (and the decision knows)."""
+
+    ACTOR_LIST = "actor.list"
+    ACTOR_GET = "actor.get"
+    ACTOR_CREATE = "actor.create"
+    ACTOR_UPDATE = "actor.update"
+    ACTOR_DELETE = "actor.delete"
+    ACTOR_RUN = "actor.run"
+    ACTOR_RUNS_LIST = "actor.runs.list"
+    RUN_LIST = "run.list"
+    RUN_GET = "run.get"
+    RUN_ABORT = "run.abort"
+    TASK_LIST = "task.list"
+    TASK_GET = "task.get"
+    TASK_CREATE = "task.create"
+    TASK_UPDATE = "task.update"
+    TASK_DELETE = "task.delete"
+    TASK_RUN = "task.run"
+    TASK_RUNS_LIST = "task.runs.list"
+    DATASET_LIST = "dataset.list"
+    DATASET_GET = "dataset.get"
+    DATASET_CREATE = "dataset.create"
+    DATASET_UPDATE = "dataset.update"
+    DATASET_DELETE = "dataset.delete"
+    DATASET_ITEMS_GET = "dataset.items.get"
+    DATASET_ITEMS_PUSH = "dataset.items.push"
+    KV_STORE_LIST = "key-value-store.list"
+    KV_STORE_GET = "key-value-store.get"
+    KV_STORE_CREATE = "key-value-store.create"
+    KV_STORE_UPDATE = "key-value-store.update"
+    KV_STORE_DELETE = "key-value-store.delete"
+    KV_STORE_KEYS = "key-value-store.keys"
+    RECORD_GET = "key-value-store.record.get"
+    RECORD_PUT = "key-value-store.record.put"
+    RECORD_DELETE = "key-value-store.record.delete"
+    REQUEST_QUEUE_LIST = "request-queue.list"
+    REQUEST_QUEUE_GET = "request-queue.get"
+    REQUEST_QUEUE_CREATE = "request-queue.create"
+    REQUEST_QUEUE_UPDATE = "request-queue.update"
+    REQUEST_QUEUE_DELETE = "request-queue.delete"
+    SCHEDULE_LIST = "schedule.list"
+    SCHEDULE_GET = "schedule.get"
+    SCHEDULE_CREATE = "schedule.create"
+    SCHEDULE_UPDATE = "schedule.update"
+    SCHEDULE_DELETE = "schedule.delete"
+    WEBHOOK_LIST = "webhook.list"
+    WEBHOOK_GET = "webhook.get"
+    WEBHOOK_CREATE = "webhook.create"
+    WEBHOOK_UPDATE = "webhook.update"
+    WEBHOOK_DELETE = "webhook.delete"
+    USERS_ME = "users.me"
+    TOKENS_MANAGE = "tokens.manage"
+
+
+class _Verb(StrEnum):
+    LIST = "list"
+    GET = "get"  # read the resource or its data
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    WRITE_DATA = "write-data"  # push items, put/delete records
+    RUN = "run"
+    ABORT = "abort"
+    RUNS_LIST = "runs-list"  # list runs of one Actor / task
+    ACCOUNT = "account"  # users-me, token management
+
+
+@dataclass(frozen=True, slots=True)
+class _OpSpec:
+    kind: ResourceKind | None
+    verb: _Verb
+
+
+_K = ResourceKind
+_V = _Verb
+_SPECS: dict[Operation, _OpSpec] = {}
+
+
+def _spec_family(kind: ResourceKind, prefix: str, extra: Mapping[str, _Verb]) -> None:
+    verbs = {
+        "LIST": _V.LIST,
+        "GET": _V.GET,
+        "CREATE": _V.CREATE,
+        "UPDATE": _V.UPDATE,
+        "DELETE": _V.DELETE,
+        **extra,
+    }
+    for suffix, verb in verbs.items():
+        _SPECS[Operation[f"{prefix}_{suffix}"]] = _OpSpec(kind, verb)
+
+
+_spec_family(_K.ACTOR, "ACTOR", {"RUN": _V.RUN, "RUNS_LIST": _V.RUNS_LIST})
+_spec_family(_K.TASK, "TASK", {"RUN": _V.RUN, "RUNS_LIST": _V.RUNS_LIST})
+_spec_family(_K.DATASET, "DATASET", {"ITEMS_GET": _V.GET, "ITEMS_PUSH": _V.WRITE_DATA})
+_spec_family(_K.KEY_VALUE_STORE, "KV_STORE", {"KEYS": _V.GET})
+_spec_family(_K.REQUEST_QUEUE, "REQUEST_QUEUE", {})
+_spec_family(_K.SCHEDULE, "SCHEDULE", {})
+_spec_family(_K.WEBHOOK, "WEBHOOK", {})
+_SPECS.update(
+    {
+        Operation.RECORD_GET: _OpSpec(_K.KEY_VALUE_STORE, _V.GET),
+        Operation.RECORD_PUT: _OpSpec(_K.KEY_VALUE_STORE, _V.WRITE_DATA),
+        Operation.RECORD_DELETE: _OpSpec(_K.KEY_VALUE_STORE, _V.WRITE_DATA),
+        Operation.RUN_LIST: _OpSpec(_K.RUN, _V.LIST),
+        Operation.RUN_GET: _OpSpec(_K.RUN, _V.GET),
+        Operation.RUN_ABORT: _OpSpec(_K.RUN, _V.ABORT),
+        Operation.USERS_ME: _OpSpec(None, _V.ACCOUNT),
+        Operation.TOKENS_MANAGE: _OpSpec(None, _V.ACCOUNT),
+    }
+)
+assert set(_SPECS) == set(Operation), "every operation needs a spec"
+
+
+def operation_kind(operation: Operation) -> ResourceKind | None:
+    """The kind of resource ``operation`` targets (None for users-me and token management)."""
+    return _SPECS[operation].kind
+
+
+def is_list_operation(operation: Operation) -> bool:
+    """True for account-wide list endpoints (D2: never 403 for a valid token)."""
+    return _SPECS[operation].verb is _Verb.LIST
+
+
+def is_create_operation(operation: Operation) -> bool:
+    """True for create endpoints (the target describes the resource to be created)."""
+    return _SPECS[operation].verb is _Verb.CREATE
+
+
+def is_anonymous_readable(operation: Operation) -> bool:
+    """True for reads that general resource access may open to anyone holding the ID (D11).
+
+    DOC_GENERAL_ACCESS: the setting "affects ... Actor runs, Actor builds, Storages"; "Access
+    to resources that require explicit access - such as Actors, tasks or schedules are not
+    affected". Only reads: "Anyone with ID can read".
+    """
+    spec = _SPECS[operation]
+    return spec.verb is _Verb.GET and (spec.kind in STORAGE_KINDS or spec.kind is _K.RUN)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decisions
+# ---------------------------------------------------------------------------------------------
+
+
+class GrantRoute(StrEnum):
+    """How access to the target was granted (D18), in priority order: first applicable wins."""
+
+    UNSCOPED = "unscoped"
+    CREATED = "created"
+    RESOURCE = "resource"
+    ACCOUNT = "account"
+    DEFAULT_RUN_STORAGE = "default-run-storage"
+    ANONYMOUS = "anonymous"
+
+
+_ROUTE_RANK: dict[GrantRoute, int] = {route: i for i, route in enumerate(GrantRoute)}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer to "may this token do this operation on this resource, and why".
+
+    ``status`` is the HTTP status class the platform answers with: 200 (any success), 401,
+    403 or 404. ``grant`` names the route of the primary target's access on success (None for
+    list endpoints, which carry no grant, and for denials).
+    """
+
+    allowed: bool
+    status: int
+    grant: GrantRoute | None
+    reasons: tuple[str, ...]
+
+    def explain(self) -> str:
+        """One line: verdict, status, route and reasons."""
+        verdict = "allowed" if self.allowed else "denied"
+        route = f" via {self.grant.value}" if self.grant else ""
+        return f"{verdict} ({self.status}){route}: " + "; ".join(self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class _Via:
+    """One way a permission is held."""
+
+    route: GrantRoute
+    reason: str
+
+
+def _best(vias: Iterable[_Via]) -> _Via | None:
+    return min(vias, key=lambda v: _ROUTE_RANK[v.route], default=None)
+
+
+def _implied(perms: Iterable[Permission]) -> frozenset[Permission]:
+    """Close a permission set under "write implies read" (D3; DOC_TOKENS "Automatic
+    dependencies": "when you grant the Write permission ... the Read permission is
+    automatically selected")."""
+    out = set(perms)
+    if Permission.WRITE in out:
+        out.add(Permission.READ)
+    return frozenset(out)
+
+
+def _granting(held: frozenset[Permission], perm: Permission) -> Permission | None:
+    """Which held permission grants ``perm`` (itself, or write for read), for reasons."""
+    if perm in held:
+        return perm
+    if perm is Permission.READ and Permission.WRITE in held:
+        return Permission.WRITE
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledScope:
+    """A scope indexed for O(1) look-ups: grants by (type, id-or-name)."""
+
+    unscoped: bool
+    account: Mapping[AccountGroup, frozenset[Permission]]
+    by_ref: Mapping[tuple[ResourceType, str], frozenset[Permission]]
+    default_run_storage_access: bool
+    run_mode: RunMode
+
+    @classmethod
+    def of(cls, scope: Scope) -> _CompiledScope:
+        by_ref: dict[tuple[ResourceType, str], set[Permission]] = {}
+        for grant in scope.resources:
+            by_ref.setdefault((grant.type, grant.id), set()).update(grant.permissions)
+        return cls(
+            unscoped=scope.unscoped,
+            account={g: frozenset(p) for g, p in scope.account.items()},
+            by_ref={k: frozenset(v) for k, v in by_ref.items()},
+            default_run_storage_access=scope.default_run_storage_access,
+            run_mode=scope.actor_run_mode,
+        )
+
+    def resource_perms(self, resource: Resource) -> tuple[frozenset[Permission], str]:
+        """Resource-specific permissions on ``resource`` by ID or ``username~name`` (D16)."""
+        rtype = resource.kind.resource_type
+        if rtype is None:
+            return frozenset(), resource.id
+        held = self.by_ref.get((rtype, resource.id), frozenset())
+        tilde = resource.tilde_name
+        if tilde is not None:
+            held = held | self.by_ref.get((rtype, tilde), frozenset())
+        return held, resource.id
+
+
+class ResourceIndex:
+    """Resources indexed for the decision: by key, dependants by Actor / task, default
+    storages by run, and created resources by token. Build once, reuse for many tokens."""
+
+    def __init__(self, resources: Iterable[Resource]) -> None:
+        self.resources: tuple[Resource, ...] = tuple(resources)
+        self.by_key: dict[tuple[ResourceKind, str], Resource] = {}
+        self.by_tilde: dict[tuple[ResourceKind, str], Resource] = {}
+        self.tasks_by_actor: dict[str, list[Resource]] = {}
+        self.runs_by_actor: dict[str, list[Resource]] = {}
+        self.runs_by_task: dict[str, list[Resource]] = {}
+        self.webhooks_by_actor: dict[str, list[Resource]] = {}
+        self.webhooks_by_task: dict[str, list[Resource]] = {}
+        self.runs_by_storage: dict[tuple[ResourceKind, str], list[Resource]] = {}
+        self.created_by: dict[str, list[Resource]] = {}
+        for r in self.resources:
+            self.by_key[r.key] = r
+            if r.tilde_name:
+                self.by_tilde[(r.kind, r.tilde_name)] = r
+            if r.created_by_token:
+                self.created_by.setdefault(r.created_by_token, []).append(r)
+            if r.kind is _K.TASK and r.actor_id:
+                self.tasks_by_actor.setdefault(r.actor_id, []).append(r)
+            elif r.kind is _K.RUN:
+                if r.actor_id:
+                    self.runs_by_actor.setdefault(r.actor_id, []).append(r)
+                if r.task_id:
+                    self.runs_by_task.setdefault(r.task_id, []).append(r)
+                for storage in r.default_storages():
+                    self.runs_by_storage.setdefault(storage, []).append(r)
+            elif r.kind is _K.WEBHOOK:
+                if r.actor_id:
+                    self.webhooks_by_actor.setdefault(r.actor_id, []).append(r)
+                if r.task_id:
+                    self.webhooks_by_task.setdefault(r.task_id, []).append(r)
+
+    def __len__(self) -> int:
+        return len(self.resources)
+
+    def get(self, kind: ResourceKind, ref: str) -> Resource:
+        """The resource known by ID or ``username~name``; a bare stub when unknown."""
+        found = self.by_key.get((kind, ref)) or self.by_tilde.get((kind, ref))
+        return found if found is not None else Resource(kind, ref)
+
+    def resolve(self, kind: ResourceKind, ref: str) -> Resource | None:
+        """The resource known by ID or ``username~name``, or None."""
+        return self.by_key.get((kind, ref)) or self.by_tilde.get((kind, ref))
+
+
+class _Evaluator:
+    """Answers "how does this token hold permission P on resource R" for one token."""
+
+    def __init__(self, token_id: str | None, scope: _CompiledScope, index: ResourceIndex):
+        self.token_id = token_id
+        self.scope = scope
+        self.index = index
+
+    # -- the primitive routes --------------------------------------------------------------
+
+    def direct(self, perm: Permission, r: Resource) -> list[_Via]:
+        """Routes through which ``perm`` is held on a resource that takes permissions
+        (Actor, task, storage, schedule): created, resource-specific, account-level."""
+        vias: list[_Via] = []
+        # DOC_TOKENS "Allow tokens to create resources": "the token will gain full access to
+        # that resource, regardless of other permissions" (D4). Full access = read + write.
+        if (
+            self.token_id is not None
+            and r.created_by_token == self.token_id
+            and r.kind in CREATABLE_KINDS
+            and perm in (Permission.READ, Permission.WRITE)
+        ):
+            vias.append(_Via(GrantRoute.CREATED, "created by this token"))
+        rtype = r.kind.resource_type
+        if rtype is None:
+            return vias
+        # DOC_TOKENS "Account-level vs resource-specific permissions"; write implies read (D3).
+        held, _ = self.scope.resource_perms(r)
+        via = _granting(_implied(held), perm) if held else None
+        if via is not None:
+            vias.append(_Via(GrantRoute.RESOURCE, f"resource {r.label}: {via.value}"))
+        group = GROUP_OF[rtype]
+        acc = self.scope.account.get(group)
+        via = _granting(_implied(acc), perm) if acc else None
+        if via is not None:
+            vias.append(_Via(GrantRoute.ACCOUNT, f"account-level {group.value}: {via.value}"))
+        if r.kind in STORAGE_KINDS and perm in (Permission.READ, Permission.WRITE):
+            vias.extend(self.default_run_storage(r))
+        return vias
+
+    def default_run_storage(self, storage: Resource) -> list[_Via]:
+        """D10; DOC_TOKENS "Default run storages": with the toggle on, "the token can
+        implicitly access the default storage of ... any Actor run in your account that falls
+        within its scope"; off: "the token cannot read or write to default storages"."""
+        if not self.scope.default_run_storage_access:
+            return []
+        for run in self.index.runs_by_storage.get(storage.key, ()):
+            if self.run_read(run):
+                return [
+                    _Via(
+                        GrantRoute.DEFAULT_RUN_STORAGE,
+                        f"default storage of run {run.id} which it may read",
+                    )
+                ]
+        return []
+
+    def run_read(self, run: Resource) -> list[_Via]:
+        """D6: a run is readable with read or run on its Actor, or read on its task.
+
+        DOC_TOKENS "Default run storages": "the token can still trigger and inspect runs";
+        DOC_PERMISSIONS: Actor/task "View owner runs" is a collaborator permission, so for
+        tokens the Actor's (or task's) own permissions govern its runs.
+        """
+        vias: list[_Via] = []
+        if run.actor_id:
+            actor = self.index.get(_K.ACTOR, run.actor_id)
+            vias += self.direct(Permission.READ, actor)
+            vias += self.direct(Permission.RUN, actor)
+        if run.task_id:
+            vias += self.direct(Permission.READ, self.index.get(_K.TASK, run.task_id))
+        return vias
+
+    def run_abort(self, run: Resource) -> list[_Via]:
+        """D6: aborting a run needs run on its Actor."""
+        if not run.actor_id:
+            return []
+        return self.direct(Permission.RUN, self.index.get(_K.ACTOR, run.actor_id))
+
+    # -- composite requirements -------------------------------------------------------------
+
+    def task_run(self, task: Resource, actor_id: str | None) -> list[_Requirement]:
+        """DOC_TOKENS "How do I allow a token to run a task?": "Run on the Actor that the task
+        is executing" and "Read on the task" (D7)."""
+        return [
+            _Requirement(f"read on {task.label}", self.direct(Permission.READ, task)),
+            self.actor_run_requirement(actor_id),
+        ]
+
+    def actor_run_requirement(self, actor_id: str | None) -> _Requirement:
+        """Run on an Actor (task create/update/run, schedule action, webhook condition)."""
+        if not actor_id:
+            return _Requirement("run on an unknown actor", [])
+        actor = self.index.get(_K.ACTOR, actor_id)
+        return _Requirement(f"run on {actor.label}", self.direct(Permission.RUN, actor))
+
+    def schedule_actions(self, actions: Iterable[ScheduleAction]) -> list[_Requirement]:
+        """DOC_TOKENS "Manual dependencies": "To create or update a Schedule, the token needs
+        access not only to the Schedule itself, but also to the Actor (the Run permission) or
+        task (the Read permission) that is being scheduled" (D8)."""
+        reqs: list[_Requirement] = []
+        for action in actions:
+            if action.type is ScheduleActionType.RUN_ACTOR:
+                reqs.append(self.actor_run_requirement(action.target_id))
+            else:
+                task = self.index.get(_K.TASK, action.target_id)
+                reqs.append(
+                    _Requirement(f"read on {task.label}", self.direct(Permission.READ, task))
+                )
+        return reqs
+
+    def webhook_condition(self, hook: Resource) -> list[_Requirement]:
+        """DOC_TOKENS "Webhooks configuration": "If you allow a token to run an Actor, it'll
+        also be able to manage the Actor's webhooks (similarly for tasks)" (D14): an Actor
+        condition needs run on it; a task condition needs read on the task + run on its
+        Actor."""
+        if hook.task_id:
+            task = self.index.get(_K.TASK, hook.task_id)
+            return self.task_run(task, task.actor_id)
+        if hook.actor_id:
+            return [self.actor_run_requirement(hook.actor_id)]
+        return [_Requirement("a webhook condition (actor or task)", [])]
+
+    def webhook_manage(self, hook: Resource) -> list[_Requirement]:
+        """Manage an existing webhook: its creating token (D4/D14) or the condition check."""
+        cond = self.webhook_condition(hook)
+        created = self.direct(Permission.WRITE, hook)  # only the "created" route applies
+        if created:
+            return [_Requirement(f"manage {hook.label}", created)]
+        return cond
+
+
+@dataclass(frozen=True, slots=True)
+class _Requirement:
+    """One thing an operation needs, with the routes through which the token holds it."""
+
+    what: str
+    vias: list[_Via]
+
+    @property
+    def met(self) -> bool:
+        return bool(self.vias)
+
+
+def _merge_any(what: str, *alternatives: list[_Via]) -> _Requirement:
+    vias: list[_Via] = []
+    for alt in alternatives:
+        vias.extend(alt)
+    return _Requirement(what, vias)
+
+
+def _deny(status: int, *reasons: str) -> Decision:
+    return Decision(allowed=False, status=status, grant=None, reasons=tuple(reasons))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def decide(
+    token: TokenContext | None,
+    operation: Operation,
+    target: Resource | None,
+    account: Account,
+    *,
+    related: Iterable[Resource] | ResourceIndex = (),
+    now: datetime | None = None,
+    new: Resource | None = None,
+    by_name: bool = False,
+) -> Decision:
+    """May ``token`` perform ``operation`` on ``target``, and why (rules D1-D18).
+
+    - ``token``: None for a request without a token.
+    - ``target``: the existing resource the operation addresses; None when it does not exist
+      (-> 404) and for list / users-me / token operations. For a create, the resource to be
+      created (its ``id`` empty; a task's ``actor_id``, a schedule's ``actions``, a webhook's
+      condition). A storage create whose ``id`` is set is a get-or-create of an existing named
+      storage (D4: returned only if the token may read it).
+    - ``related``: facts about other resources the rules consult (a task's Actor, a run's
+      Actor and task, the runs whose default storages the target is, a webhook's task).
+    - ``new``: for an update, the resource as the update would leave it (a task's new Actor, a
+      schedule's new actions, a webhook's new condition). Omitted: the current values.
+    - ``by_name``: the request addressed the target as ``username~name`` (D11 needs the ID).
+    """
+    now = now or _utcnow()
+    spec = _SPECS[operation]
+    general = account.general_access
+    anonymous_ok = (
+        general is GeneralAccess.ANYONE_WITH_ID_CAN_READ
+        and is_anonymous_readable(operation)
+        and not by_name
+    )
+    anon_reason = "anyone with the ID may read (general resource access)"
+
+    # D12: authentication comes first. DOC_GENERAL_ACCESS: with "Restricted (default)" "a
+    # valid token needs to be provided"; with "Anyone with ID can read" resources "can be
+    # accessed using just their unique resource ID" without a token.
+    if token is None:
+        if not anonymous_ok:
+            return _deny(401, "no token provided")
+        if target is None:
+            return _deny(404, "resource does not exist")
+        return Decision(True, 200, GrantRoute.ANONYMOUS, (anon_reason,))
+    invalid = token.invalid_reason(now)
+    if invalid is not None:
+        return _deny(401, invalid)
+
+    scope = _CompiledScope.of(token.scope)
+
+    # D13: /v2/users/me and the token API need an unscoped token (NOTES.md: limited-permission
+    # tokens do not reach /v2/users/me; DESIGN §3: token API for unscoped tokens only).
+    if spec.verb is _Verb.ACCOUNT:
+        if scope.unscoped:
+            return Decision(True, 200, GrantRoute.UNSCOPED, ("unscoped token",))
+        return _deny(403, "missing: an unscoped token (scoped tokens cannot do this)")
+
+    # D2: lists never deny a valid token; they show only what it may read.
+    if spec.verb is _Verb.LIST:
+        return Decision(True, 200, None, ("lists show only what the token may read",))
+
+    if target is None and spec.verb is not _Verb.CREATE:
+        return _deny(404, "resource does not exist")  # D1: 404 whoever asks
+
+    # D15: unscoped tokens may do everything (DOC_TOKENS: "By default, tokens can access all
+    # data in your account").
+    if scope.unscoped:
+        return Decision(True, 200, GrantRoute.UNSCOPED, ("unscoped token",))
+
+    assert target is not None or spec.verb is _Verb.CREATE
+    facts = related if isinstance(related, ResourceIndex) else ResourceIndex(related)
+    ev = _Evaluator(token.id, scope, facts)
+    reqs = _requirements(ev, operation, spec, target, new)
+    if all(req.met for req in reqs):
+        primary = _best(reqs[0].vias)
+        assert primary is not None
+        reasons = [primary.reason]
+        for req in reqs[1:]:
+            extra = _best(req.vias)
+            assert extra is not None
+            reasons.append(extra.reason)
+        return Decision(True, 200, primary.route, tuple(dict.fromkeys(reasons)))
+    if anonymous_ok:
+        return Decision(True, 200, GrantRoute.ANONYMOUS, (anon_reason,))
+    reasons = []
+    for req in reqs:
+        best = _best(req.vias)
+        reasons.append(best.reason if best else f"missing: {req.what}")
+    return Decision(False, 403, None, tuple(dict.fromkeys(reasons)))
+
+
+def _requirements(
+    ev: _Evaluator,
+    operation: Operation,
+    spec: _OpSpec,
+    target: Resource | None,
+    new: Resource | None,
+) -> list[_Requirement]:
+    """What a scoped token needs for ``operation``; the first requirement is the primary one
+    (its route is the decision's grant, D18)."""
+    kind, verb = spec.kind, spec.verb
+    assert kind is not None
+    r = _W_PERM if verb in (_V.UPDATE, _V.DELETE, _V.WRITE_DATA) else Permission.READ
+
+    if verb is _V.CREATE:
+        return _create_requirements(ev, kind, target)
+
+    assert target is not None
+    after = new or target
+    if kind is _K.ACTOR:
+        if verb in (_V.UPDATE, _V.DELETE):
+            # D5; DOC_TOKENS: "We do not allow scoped tokens to create or modify Actors."
+            return [_Requirement("an unscoped token (scoped tokens never modify Actors)", [])]
+        if verb is _V.RUN:
+            return [_Requirement(f"run on {target.label}", ev.direct(Permission.RUN, target))]
+        if verb is _V.RUNS_LIST:
+            # D6: reading runs of an Actor needs read or run on it.
+            return [
+                _merge_any(
+                    f"read or run on {target.label}",
+                    ev.direct(Permission.READ, target),
+                    ev.direct(Permission.RUN, target),
+                )
+            ]
+        return [_Requirement(f"read on {target.label}", ev.direct(Permission.READ, target))]
+
+    if kind is _K.RUN:
+        if verb is _V.ABORT:
+            return [_Requirement(f"run on actor {target.actor_id}", ev.run_abort(target))]
+        what = f"read or run on actor {target.actor_id}"
+        if target.task_id:
+            what += f", or read on task {target.task_id}"
+        return [_Requirement(what, ev.run_read(target))]
+
+    if kind is _K.TASK:
+        if verb is _V.RUN:
+            return ev.task_run(target, target.actor_id)
+        if verb is _V.RUNS_LIST:
+            # D6: runs of a task are readable with read on the task (or on its Actor).
+            actor = ev.index.get(_K.ACTOR, target.actor_id) if target.actor_id else None
+            alts = [ev.direct(Permission.READ, target)]
+            if actor is not None:
+                alts += [ev.direct(Permission.READ, actor), ev.direct(Permission.RUN, actor)]
+            return [_merge_any(f"read on {target.label}", *alts)]
+        own = _Requirement(f"{r.value} on {target.label}", ev.direct(r, target))
+        if verb is _V.UPDATE:
+            # D7; DOC_TOKENS "Manual dependencies": "to create, update or run a task, the token
+            # needs the Run permission on the task's Actor".
+            return [own, ev.actor_run_requirement(after.actor_id)]
+        return [own]
+
+    if kind is _K.SCHEDULE:
+        own = _Requirement(f"{r.value} on {target.label}", ev.direct(r, target))
+        if verb is _V.UPDATE:
+            return [own, *ev.schedule_actions(after.actions)]
+        return [own]
+
+    if kind is _K.WEBHOOK:
+        manage = ev.webhook_manage(target)
+        if verb is _V.UPDATE and (
+            after.actor_id != target.actor_id or after.task_id != target.task_id
+        ):
+            # Moving a webhook to another Actor/task is creating one there (D14).
+            return [*manage, *ev.webhook_condition(after)]
+        return manage
+
+    # Storages (D9; DOC_PERMISSIONS "Storage": Read = "View storage information and its
+    # data"; Write = "Edit storage settings, push data to it, and remove data from it").
+    return [_Requirement(f"{r.value} on {target.label}", ev.direct(r, target))]
+
+
+_W_PERM = Permission.WRITE
+_CREATE_GROUP: Mapping[ResourceKind, AccountGroup] = {
+    _K.TASK: AccountGroup.TASKS,
+    _K.SCHEDULE: AccountGroup.SCHEDULES,
+    _K.DATASET: AccountGroup.STORAGES,
+    _K.KEY_VALUE_STORE: AccountGroup.STORAGES,
+    _K.REQUEST_QUEUE: AccountGroup.STORAGES,
+}
+
+
+def _create_requirements(
+    ev: _Evaluator, kind: ResourceKind, target: Resource | None
+) -> list[_Requirement]:
+    if kind is _K.ACTOR:
+        return [_Requirement("an unscoped token (scoped tokens never create Actors)", [])]
+    if kind is _K.WEBHOOK:
+        if target is None:
+            return [_Requirement("a webhook condition (actor or task)", [])]
+        return ev.webhook_condition(target)
+    if kind in STORAGE_KINDS and target is not None and target.id:
+        # D4: creating a named storage that exists returns it only if the token may read it.
+        return [_Requirement(f"read on {target.label}", ev.direct(Permission.READ, target))]
+    group = _CREATE_GROUP[kind]
+    # DOC_TOKENS "Allow tokens to create resources": "you need to explicitly allow that".
+    create: list[_Via] = []
+    if Permission.CREATE in ev.scope.account.get(group, frozenset()):
+        create.append(_Via(GrantRoute.ACCOUNT, f"account-level {group.value}: create"))
+    reqs = [_Requirement(f"create on {group.value}", create)]
+    if target is None:
+        return reqs
+    if kind is _K.TASK:
+        reqs.append(ev.actor_run_requirement(target.actor_id))
+    elif kind is _K.SCHEDULE:
+        reqs.extend(ev.schedule_actions(target.actions))
+    return reqs
+
+
+# ---------------------------------------------------------------------------------------------
+# Effective access (for the audit)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What a token holds on one resource: ``permissions`` among read/write/run, and a reason
+    per permission (``"write via resource dataset X: write"``).
+
+    Meaning per kind: Actor read/run (write only for unscoped tokens); task read/write and run
+    (= read on the task + run on its Actor, D7); storage and schedule read/write; run read (get)
+    and write (abort, D6); webhook read/write (= may manage it, D14).
+    """
+
+    permissions: frozenset[Permission]
+    reasons: tuple[str, ...]
+    routes: Mapping[Permission, GrantRoute] = field(default_factory=dict)
+
+
+_NO_ACCESS = Access(frozenset(), ())
+_RWX = (Permission.READ, Permission.WRITE, Permission.RUN)
+
+#: Permissions meaningful per kind in :class:`Access` (an unscoped token holds all of them).
+KIND_PERMISSIONS: Mapping[ResourceKind, tuple[Permission, ...]] = {
+    _K.ACTOR: _RWX,
+    _K.TASK: _RWX,
+    _K.DATASET: _RWX[:2],
+    _K.KEY_VALUE_STORE: _RWX[:2],
+    _K.REQUEST_QUEUE: _RWX[:2],
+    _K.SCHEDULE: _RWX[:2],
+    _K.RUN: _RWX[:2],
+    _K.WEBHOOK: _RWX[:2],
+}
+
+
+def _access_of(ev: _Evaluator, r: Resource, anonymous: bool) -> Access:
+    """The access ``ev``'s token holds on ``r`` (consistent with :func:`decide`)."""
+    options: dict[Permission, list[_Via]] = {}
+    if ev.scope.unscoped:
+        route = _Via(GrantRoute.UNSCOPED, "unscoped token")
+        options = {p: [route] for p in KIND_PERMISSIONS[r.kind]}
+    elif r.kind is _K.ACTOR:
+        options = {p: ev.direct(p, r) for p in (Permission.READ, Permission.RUN)}
+    elif r.kind is _K.TASK:
+        options = {p: ev.direct(p, r) for p in (Permission.READ, Permission.WRITE)}
+        options[Permission.RUN] = _all_met(ev.task_run(r, r.actor_id))
+    elif r.kind is _K.RUN:
+        options = {Permission.READ: ev.run_read(r), Permission.WRITE: ev.run_abort(r)}
+    elif r.kind is _K.WEBHOOK:
+        manage = _all_met(ev.webhook_manage(r))
+        options = {Permission.READ: manage, Permission.WRITE: manage}
+    else:
+        options = {p: ev.direct(p, r) for p in (Permission.READ, Permission.WRITE)}
+    if anonymous and Permission.READ in options and not options[Permission.READ]:
+        options[Permission.READ] = [
+            _Via(GrantRoute.ANONYMOUS, "anyone with the ID may read (general resource access)")
+        ]
+    held: list[Permission] = []
+    reasons: list[str] = []
+    routes: dict[Permission, GrantRoute] = {}
+    for perm, vias in options.items():
+        best = _best(vias)
+        if best is not None:
+            held.append(perm)
+            routes[perm] = best.route
+            reasons.append(f"{perm.value} via {best.reason}")
+    if not held:
+        return _NO_ACCESS
+    return Access(frozenset(held), tuple(reasons), routes)
+
+
+def _all_met(reqs: list[_Requirement]) -> list[_Via]:
+    """Combine requirements that must all hold: the primary one's routes, joined reasons."""
+    if not reqs or not all(req.met for req in reqs):
+        return []
+    rest = [b.reason for req in reqs[1:] if (b := _best(req.vias)) is not None]
+    return [_Via(v.route, " + ".join([v.reason, *rest])) for v in reqs[0].vias]
+
+
+class EffectiveAccess(Mapping[Resource, Access]):
+    """Resource -> :class:`Access` for one token, computed lazily.
+
+    Building it costs O(size of the scope + resources the token created); each look-up is
+    O(1). Resources the scope does not name (and that do not depend on a named one) share
+    one cached answer per kind, so iterating all resources stays cheap. Keys are the indexed
+    resources; ``reachable()`` yields only those with some access.
+    """
+
+    def __init__(
+        self,
+        ev: _Evaluator | None,
+        index: ResourceIndex,
+        *,
+        invalid: str | None = None,
+        anonymous: bool = False,
+    ) -> None:
+        self._ev = ev
+        self._index = index
+        self._invalid = Access(frozenset(), (invalid,)) if invalid else None
+        self._anonymous = anonymous
+        self._memo: dict[tuple[ResourceKind, str], Access] = {}
+        self._class_cache: dict[tuple[ResourceKind, bool, bool], Access] = {}
+        self._touched = self._compute_touched() if ev is not None else set()
+
+    def _compute_touched(self) -> set[tuple[ResourceKind, str]]:
+        """Resources whose answer may differ from their kind's shared answer: those named by
+        a grant, created by the token, and their dependants (tasks and runs of a named Actor,
+        runs of a named task, webhooks on either), and run default storages (D10)."""
+        ev, index = self._ev, self._index
+        assert ev is not None
+        touched: set[tuple[ResourceKind, str]] = set()
+        if ev.scope.unscoped:
+            return touched
+        for rtype, ref in ev.scope.by_ref:
+            found = index.resolve(ResourceKind(rtype.value), ref)
+            if found is not None:
+                touched.add(found.key)
+        if ev.token_id is not None:
+            touched.update(r.key for r in index.created_by.get(ev.token_id, ()))
+        actors = {i for k, i in touched if k is _K.ACTOR}
+        tasks = {i for k, i in touched if k is _K.TASK}
+        for actor_id in actors:
+            for task in index.tasks_by_actor.get(actor_id, ()):
+                touched.add(task.key)
+                tasks.add(task.id)
+        for actor_id in actors:
+            touched.update(r.key for r in index.runs_by_actor.get(actor_id, ()))
+            touched.update(r.key for r in index.webhooks_by_actor.get(actor_id, ()))
+        for task_id in tasks:
+            touched.update(r.key for r in index.runs_by_task.get(task_id, ()))
+            touched.update(r.key for r in index.webhooks_by_task.get(task_id, ()))
+        if ev.scope.default_run_storage_access:
+            touched.update(index.runs_by_storage)
+        return touched
+
+    def __getitem__(self, resource: Resource) -> Access:
+        if self._invalid is not None:
+            return self._invalid
+        key = (resource.kind, resource.id)
+        found = self._memo.get(key)
+        if found is not None:
+            return found
+        ev = self._ev
+        assert ev is not None
+        anonymous = self._anonymous and (resource.kind in STORAGE_KINDS or resource.kind is _K.RUN)
+        if key in self._touched:
+            found = self._memo[key] = _access_of(ev, resource, anonymous)
+            return found
+        ckey = (resource.kind, bool(resource.actor_id), bool(resource.task_id))
+        found = self._class_cache.get(ckey)
+        if found is None:
+            found = self._class_cache[ckey] = _access_of(ev, resource, anonymous)
+        return found
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(self._index.resources)
+
+    def __len__(self) -> int:
+        return len(self._index.resources)
+
+    def __contains__(self, item: object) -> bool:
+        return isinstance(item, Resource) and item.key in self._index.by_key
+
+    def reachable(self) -> Iterator[tuple[Resource, Access]]:
+        """Resources on which the token holds at least one permission."""
+        for resource in self._index.resources:
+            access = self[resource]
+            if access.permissions:
+                yield resource, access
+
+
+_INDEX_CACHE: list[tuple[tuple[Resource, ...], ResourceIndex]] = []
+
+
+def _index_of(resources: ResourceIndex | Iterable[Resource]) -> ResourceIndex:
+    if isinstance(resources, ResourceIndex):
+        return resources
+    # A tuple is immutable: reuse its index when the same tuple is passed again (an audit
+    # calls this once per token with the same resources).
+    if isinstance(resources, tuple):
+        for cached, index in _INDEX_CACHE:
+            if cached is resources:
+                return index
+        index = ResourceIndex(resources)
+        _INDEX_CACHE[:] = [(resources, index)]
+        return index
+    return ResourceIndex(resources)
+
+
+def effective_access(
+    token_id: str | None,
+    scope: Scope,
+    resources: ResourceIndex | Iterable[Resource],
+    account: Account,
+    *,
+    now: datetime | None = None,
+    expires_at: datetime | None = None,
+    revoked: bool = False,
+    include_anonymous: bool = False,
+) -> EffectiveAccess:
+    """For every resource, which of read/write/run the token holds and why (for the audit).
+
+    Same rules as :func:`decide`. Pass a :class:`ResourceIndex` (or the same tuple each time)
+    when evaluating many tokens against one account. ``include_anonymous`` adds reads that
+    the account's general resource access opens to anyone with the ID (D11); they are not the
+    token's own access, so they are off by default.
+    """
+    index = _index_of(resources)
+    token = TokenContext(token_id or "", scope, expires_at, revoked)
+    invalid = token.invalid_reason(now or _utcnow())
+    if invalid is not None:
+        return EffectiveAccess(None, index, invalid=invalid)
+    ev = _Evaluator(token_id, _CompiledScope.of(scope), index)
+    anonymous = (
+        include_anonymous and account.general_access is GeneralAccess.ANYONE_WITH_ID_CAN_READ
+    )
+    return EffectiveAccess(ev, index, anonymous=anonymous)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP routes -> required access (for failover: which token to try for a request)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequiredAccess:
+    """What an API request needs: the operation, the resource it addresses (as written in the
+    path: an ID or ``username~name``), the permission on it and the account-level group that
+    could grant it. ``permission`` is None for operations only unscoped tokens may do."""
+
+    operation: Operation
+    resource_type: ResourceKind | None
+    resource_ref: str | None
+    permission: Permission | None
+    group: AccountGroup | None
+
+
+_COLLECTIONS: Mapping[str, ResourceKind] = {
+    "acts": _K.ACTOR,
+    "actors": _K.ACTOR,
+    "actor-tasks": _K.TASK,
+    "actor-runs": _K.RUN,
+    "datasets": _K.DATASET,
+    "key-value-stores": _K.KEY_VALUE_STORE,
+    "request-queues": _K.REQUEST_QUEUE,
+    "schedules": _K.SCHEDULE,
+    "webhooks": _K.WEBHOOK,
+}
+_PREFIX: Mapping[ResourceKind, str] = {
+    _K.ACTOR: "ACTOR",
+    _K.TASK: "TASK",
+    _K.RUN: "RUN",
+    _K.DATASET: "DATASET",
+    _K.KEY_VALUE_STORE: "KV_STORE",
+    _K.REQUEST_QUEUE: "REQUEST_QUEUE",
+    _K.SCHEDULE: "SCHEDULE",
+    _K.WEBHOOK: "WEBHOOK",
+}
+_BY_METHOD_ITEM = {"GET": "GET", "PUT": "UPDATE", "PATCH": "UPDATE", "DELETE": "DELETE"}
+_RUN_SUFFIXES = frozenset({"runs", "run-sync", "run-sync-get-dataset-items"})
+
+
+def _route(method: str, kind: ResourceKind, rest: list[str]) -> tuple[Operation, str | None] | None:
+    prefix = _PREFIX[kind]
+    if not rest:
+        if method == "GET":
+            return Operation[f"{prefix}_LIST"], None
+        if method == "POST" and kind is not _K.RUN:
+            return Operation[f"{prefix}_CREATE"], None
+        return None
+    ref, tail = rest[0], rest[1:]
+    if not tail:
+        name = _BY_METHOD_ITEM.get(method)
+        if name is None or (kind is _K.RUN and name != "GET"):
+            return None
+        return Operation[f"{prefix}_{name}"], ref
+    sub = tail[0]
+    if kind in (_K.ACTOR, _K.TASK) and sub in _RUN_SUFFIXES:
+        if len(tail) == 2 and sub == "runs" and method == "GET" and tail[1] != "last":
+            return Operation.RUN_GET, tail[1]
+        if len(tail) != 1:
+            return None
+        if sub == "runs" and method == "GET":
+            return Operation[f"{prefix}_RUNS_LIST"], ref
+        if method == "POST" or (sub != "runs" and method == "GET"):
+            return Operation[f"{prefix}_RUN"], ref
+        return None
+    table: dict[tuple[ResourceKind, str, str, int], Operation] = {
+        (_K.RUN, "abort", "POST", 1): Operation.RUN_ABORT,
+        (_K.DATASET, "items", "GET", 1): Operation.DATASET_ITEMS_GET,
+        (_K.DATASET, "items", "POST", 1): Operation.DATASET_ITEMS_PUSH,
+        (_K.KEY_VALUE_STORE, "keys", "GET", 1): Operation.KV_STORE_KEYS,
+        (_K.KEY_VALUE_STORE, "records", "GET", 2): Operation.RECORD_GET,
+        (_K.KEY_VALUE_STORE, "records", "PUT", 2): Operation.RECORD_PUT,
+        (_K.KEY_VALUE_STORE, "records", "POST", 2): Operation.RECORD_PUT,
+        (_K.KEY_VALUE_STORE, "records", "DELETE", 2): Operation.RECORD_DELETE,
+    }
+    op = table.get((kind, sub, method, len(tail)))
+    return (op, ref) if op is not None else None
+
+
+def _permission_for(operation: Operation) -> tuple[Permission | None, AccountGroup | None]:
+    spec = _SPECS[operation]
+    kind, verb = spec.kind, spec.verb
+    if kind is None:
+        return None, None
+    rtype = kind.resource_type
+    # Runs and webhooks are governed through Actors (D6, D14).
+    group = GROUP_OF[rtype] if rtype is not None else AccountGroup.ACTORS
+    if kind is _K.WEBHOOK:
+        return Permission.RUN, group
+    perm = {
+        _V.LIST: Permission.READ,
+        _V.GET: Permission.READ,
+        _V.RUNS_LIST: Permission.READ,
+        _V.CREATE: Permission.CREATE,
+        _V.UPDATE: Permission.WRITE,
+        _V.DELETE: Permission.WRITE,
+        _V.WRITE_DATA: Permission.WRITE,
+        _V.ABORT: Permission.RUN,
+        # Task run: Read on the task (the Run on its Actor is the other half, D7).
+        _V.RUN: Permission.RUN if kind is _K.ACTOR else Permission.READ,
+    }[verb]
+    return perm, group
+
+
+def required_access(method: str, path: str) -> RequiredAccess | None:
+    """Map an HTTP method and Apify API path to what it needs; None for unknown paths.
+
+    Accepts paths with or without ``/v2``, full URLs, query strings, ``/acts`` or
+    ``/actors``, and resources as IDs or ``username~name`` (``~`` may be %-encoded).
+    """
+    method = method.upper()
+    if method == "HEAD":
+        method = "GET"
+    raw = urlsplit(path).path if "://" in path else path.split("?", 1)[0]
+    segments = [unquote(s) for s in raw.split("/") if s]
+    if segments and segments[0] == "v2":
+        segments = segments[1:]
+    if not segments:
+        return None
+    head, rest = segments[0], segments[1:]
+    if head == "users":
+        if rest == ["me"] and method == "GET":
+            return RequiredAccess(Operation.USERS_ME, None, None, None, None)
+        if rest[:2] == ["me", "tokens"] and len(rest) <= 3:
+            return RequiredAccess(Operation.TOKENS_MANAGE, None, None, None, None)
+        return None
+    kind = _COLLECTIONS.get(head)
+    if kind is None:
+        return None
+    routed = _route(method, kind, rest)
+    if routed is None:
+        return None
+    operation, ref = routed
+    perm, group = _permission_for(operation)
+    op_kind = _SPECS[operation].kind
+    return RequiredAccess(operation, op_kind, ref, perm, group)
+
+
+def scope_covers(
+    scope: Scope,
+    access: RequiredAccess,
+    *,
+    general_access: GeneralAccess | None = None,
+) -> bool | None:
+    """Does ``scope`` allow ``access`` without knowing the resources?
+
+    True: it clearly does; False: it clearly does not; None: it depends on facts the scope
+    does not hold (a task's Actor, a run's Actor, who created the resource, whether it is a
+    run's default storage, the account's general resource access, or an ID/``username~name``
+    alias). Pass ``general_access`` when known to rule the anonymous-read route in or out.
+    """
+    if scope.unscoped:
+        return True  # D15
+    operation = access.operation
+    spec = _SPECS[operation]
+    kind, verb = spec.kind, spec.verb
+    if verb is _V.ACCOUNT:
+        return False  # D13
+    if verb is _V.LIST:
+        return True  # D2
+    cs = _CompiledScope.of(scope)
+    acc = {g: _implied(p) for g, p in cs.account.items()}
+    actors_run = Permission.RUN in acc.get(AccountGroup.ACTORS, frozenset())
+    any_actor_run = actors_run or any(
+        t is ResourceType.ACTOR and Permission.RUN in p for (t, _), p in cs.by_ref.items()
+    )
+    assert kind is not None
+    if kind is _K.ACTOR and verb in (_V.CREATE, _V.UPDATE, _V.DELETE):
+        return False  # D5
+    if kind is _K.WEBHOOK:
+        tasks_read = Permission.READ in acc.get(AccountGroup.TASKS, frozenset())
+        if actors_run and tasks_read:
+            return True
+        return None if any_actor_run or verb is not _V.CREATE else False
+    if verb is _V.CREATE:
+        group = _CREATE_GROUP[kind]
+        if Permission.CREATE not in acc.get(group, frozenset()):
+            # A create of an existing named storage is a get-or-create (D4).
+            return None if kind in STORAGE_KINDS else False
+        if kind is _K.TASK:
+            return True if actors_run else None
+        if kind is _K.SCHEDULE:
+            return None  # depends on the actions' targets (D8)
+        return True
+    ref = access.resource_ref
+    if ref is None:
+        return None
+    if kind is _K.RUN:
+        need = Permission.RUN if verb is _V.ABORT else Permission.READ
+        actor_perms = acc.get(AccountGroup.ACTORS, frozenset())
+        if need in actor_perms or (need is Permission.READ and actors_run):
+            return True
+        possible = any_actor_run or (
+            need is Permission.READ
+            and (
+                bool(acc.get(AccountGroup.TASKS))
+                or any(t in (ResourceType.ACTOR, ResourceType.TASK) for t, _ in cs.by_ref)
+                or general_access is not GeneralAccess.RESTRICTED
+            )
+        )
+        return None if possible else False
+    rtype = kind.resource_type
+    assert rtype is not None
+    held = acc.get(GROUP_OF[rtype], frozenset()) | _implied(cs.by_ref.get((rtype, ref), ()))
+    needed = access.permission
+    assert needed is not None
+    wanted = {Permission.READ, Permission.RUN} if verb is _V.RUNS_LIST else {needed}
+    ok = bool(held & wanted)
+    if ok:
+        if (kind is _K.TASK and verb in (_V.RUN, _V.UPDATE)) and not actors_run:
+            return None  # also needs Run on the task's Actor (D7)
+        return True
+    # Not granted by what the scope names; could another route apply?
+    if kind in CREATABLE_KINDS and Permission.CREATE in acc.get(GROUP_OF[rtype], frozenset()):
+        return None  # the token may have created it (D4)
+    if kind in STORAGE_KINDS and cs.default_run_storage_access:
+        return None  # may be a default storage of a run it may read (D10)
+    if (
+        kind in STORAGE_KINDS
+        and needed is Permission.READ
+        and general_access is not GeneralAccess.RESTRICTED
+        and "~" not in ref
+    ):
+        return None  # anyone with the ID may read, if the account allows it (D11)
+    if any(t is rtype for t, _ in cs.by_ref):
+        return None  # a grant by ID may name this ``username~name`` (or the reverse), D16
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Escalation facts (for the audit)
+# ---------------------------------------------------------------------------------------------
+
+
+def unscoped_run_paths(scope: Scope) -> tuple[str, ...]:
+    """Ways a token starts runs that receive an *unscoped* run token (empty: none).
+
+    DOC_TOKENS "Actor execution": in "Full access" mode "Apify will inject an unscoped token
+    to the Actor runtime"; in "Restricted access" mode the run gets the same scope. So a
+    scope in FULL mode with Run on any Actor (account-level: every Actor) reaches everything
+    through the runs it starts. (Running a task also needs Run on its Actor, so tasks add no
+    path of their own.)
+    """
+    if scope.unscoped:
+        return ("unscoped token: its runs get an unscoped token",)
+    if scope.actor_run_mode is not RunMode.FULL:
+        return ()
+    paths: list[str] = []
+    if Permission.RUN in scope.account_permissions(AccountGroup.ACTORS):
+        paths.append("run mode full + account-level actors: run (any Actor)")
+    for grant in scope.resources:
+        if grant.type is ResourceType.ACTOR and Permission.RUN in grant.permissions:
+            paths.append(f"run mode full + resource actor {grant.id}: run")
+    return tuple(paths)
+
+
+def schedule_escalation_paths(scope: Scope) -> tuple[str, ...]:
+    """Ways a token makes a schedule start runs (empty: none). Scheduled runs always get an
+    unscoped token, whatever the run mode (DOC_TOKENS "Schedules": "this token is always
+    unscoped").
+
+    It needs to create a schedule (account-level schedules: create) or update one (write on a
+    schedule), plus a target it may schedule (D8: Run on an Actor or Read on a task).
+    """
+    if scope.unscoped:
+        return ("unscoped token: may schedule anything",)
+    can: list[str] = []
+    sched = _implied(scope.account_permissions(AccountGroup.SCHEDULES))
+    if Permission.CREATE in sched:
+        can.append("account-level schedules: create")
+    if Permission.WRITE in sched:
+        can.append("account-level schedules: write")
+    can += [
+        f"resource schedule {g.id}: write"
+        for g in scope.resources
+        if g.type is ResourceType.SCHEDULE and Permission.WRITE in g.permissions
+    ]
+    targets: list[str] = []
+    if Permission.RUN in scope.account_permissions(AccountGroup.ACTORS):
+        targets.append("account-level actors: run (any Actor)")
+    if Permission.READ in _implied(scope.account_permissions(AccountGroup.TASKS)):
+        targets.append("account-level tasks: read (any task)")
+    for g in scope.resources:
+        if g.type is ResourceType.ACTOR and Permission.RUN in g.permissions:
+            targets.append(f"resource actor {g.id}: run")
+        elif g.type is ResourceType.TASK and Permission.READ in _implied(g.permissions):
+            targets.append(f"resource task {g.id}: read")
+    if not can or not targets:
+        return ()
+    return tuple(f"{c} + {t}" for c in can for t in targets)
+
+
+def webhook_conditions(
+    token_id: str | None, scope: Scope, resources: ResourceIndex | Iterable[Resource]
+) -> tuple[tuple[Resource, str], ...]:
+    """The Actors and tasks on which the token may create webhooks, with reasons.
+
+    DOC_TOKENS "Webhooks configuration": a token that may run an Actor may manage its
+    webhooks (tasks: Read on the task + Run on its Actor, D14), and "that webhook will be
+    dispatched with a token with the same limited permissions" — so these webhooks act with
+    this scope (or unscoped, for an unscoped token).
+    """
+    index = _index_of(resources)
+    ev = _Evaluator(token_id, _CompiledScope.of(scope), index)
+    out: list[tuple[Resource, str]] = []
+    for r in index.resources:
+        if r.kind is _K.ACTOR:
+            reqs = [ev.actor_run_requirement(r.id)]
+        elif r.kind is _K.TASK:
+            reqs = ev.task_run(r, r.actor_id)
+        else:
+            continue
+        if scope.unscoped:
+            out.append((r, "unscoped token"))
+            continue
+        vias = _all_met(reqs)
+        best = _best(vias)
+        if best is not None:
+            out.append((r, best.reason))
+    return tuple(out)
