@@ -1,0 +1,613 @@
+"""Plan and apply: make the platform and the vault match the policies, Terraform-style.
+
+``plan`` compares each policy with the vault and the platform's token list and says what
+``apply`` would do:
+
+- ``create``: the policy has no active token.
+- ``replace``: the active token no longer matches the policy (scope or lifetime changed, a
+  reference now resolves to another resource, the token expired or vanished from the
+  platform). Apply issues a new active token and moves the old one to ``retiring`` until
+  now + grace — the rotation path: ``tokenguard rotate`` revokes it once the grace is over,
+  so programs using it get time to pick up the new one.
+- ``unchanged``: nothing to do.
+- ``revoke``: a platform token named ``tokenguard/<policy>/<n>`` that the vault does not
+  hold (an apply or rotation died between "created" and "stored"; nobody has its secret) is
+  always revoked; tokens of policies that no longer exist are revoked only with ``prune``.
+- ``orphan``: a token of a removed policy, reported and kept (apply with ``prune`` revokes it).
+
+Every issued secret is written to the vault immediately, before the next API call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from tokenguard.api.issuer import TokenInfo, TokenIssuer
+from tokenguard.permissions import (
+    AccountGroup,
+    Permission,
+    ResourceGrant,
+    ResourceType,
+    Scope,
+)
+from tokenguard.policy.model import (
+    PLATFORM_NAME_PREFIX,
+    Diagnostic,
+    PolicySet,
+    PolicyValidationError,
+    Severity,
+    TokenPolicy,
+)
+from tokenguard.policy.notes import note
+from tokenguard.policy.resolve import ResolvedResource, ResourceResolver
+from tokenguard.vault.records import TokenRecord, TokenStatus
+
+_PLATFORM_NAME = re.compile(re.escape(PLATFORM_NAME_PREFIX) + r"([^/]+)/(\d+)")
+#: Statuses of a record whose token still works on the platform.
+LIVE_STATUSES = frozenset({TokenStatus.ACTIVE, TokenStatus.PENDING, TokenStatus.RETIRING})
+
+
+class PolicyVault(Protocol):
+    """The part of :class:`tokenguard.vault.Vault` the policy engine uses."""
+
+    def list(self) -> Sequence[TokenRecord]:
+        """Every record."""
+        ...
+
+    def put(self, record: TokenRecord) -> Any:
+        """Store (insert or replace) ``record`` durably."""
+        ...
+
+
+def store_records(vault: PolicyVault, *records: TokenRecord) -> None:
+    """Write ``records`` to the vault, in one atomic write when the vault offers one."""
+    update: Callable[..., Any] | None = getattr(vault, "update", None)
+    if update is not None and len(records) > 1:
+
+        def change(current: Any) -> Any:
+            for record in records:
+                current[record.name] = record
+            return current
+
+        update(change)
+        return
+    for record in records:
+        vault.put(record)
+
+
+class ActionKind(StrEnum):
+    """What apply does for one plan line."""
+
+    CREATE = "create"
+    REPLACE = "replace"
+    REVOKE = "revoke"
+    ORPHAN = "orphan"
+    UNCHANGED = "unchanged"
+
+    @property
+    def changes(self) -> bool:
+        """True when apply calls the API for this action."""
+        return self in (ActionKind.CREATE, ActionKind.REPLACE, ActionKind.REVOKE)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanAction:
+    """One line of a plan. Never holds a secret: tokens appear by fingerprint and ID."""
+
+    kind: ActionKind
+    policy: str | None
+    reason: str
+    record: str | None = None  # the vault record concerned (replace: the one replaced)
+    fingerprint: str | None = None
+    token_id: str | None = None  # the platform token ID concerned
+    token_name: str | None = None  # the platform token name (for platform-only orphans)
+
+    def to_json(self) -> dict[str, Any]:
+        """Machine form for ``--json``."""
+        return {
+            "action": self.kind.value,
+            "policy": self.policy,
+            "reason": self.reason,
+            "record": self.record,
+            "fingerprint": self.fingerprint,
+            "tokenId": self.token_id,
+            "tokenName": self.token_name,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What apply would do, computed at ``now`` from policies, vault and platform."""
+
+    actions: tuple[PlanAction, ...]
+    policy_set: PolicySet
+    now: datetime
+    prune: bool = False
+    notes: tuple[Diagnostic, ...] = ()
+    scopes: Mapping[str, Scope] = field(default_factory=dict)  # policy -> scope sent (IDs)
+    next_serial: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def changes(self) -> tuple[PlanAction, ...]:
+        """Actions that call the API."""
+        return tuple(a for a in self.actions if a.kind.changes)
+
+    @property
+    def has_changes(self) -> bool:
+        """True when apply would change anything."""
+        return bool(self.changes)
+
+    def summary(self) -> dict[str, int]:
+        """Count of actions per kind."""
+        out = {kind.value: 0 for kind in ActionKind}
+        for action in self.actions:
+            out[action.kind.value] += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """Machine form for ``--json``."""
+        return {
+            "now": self.now.isoformat(),
+            "prune": self.prune,
+            "summary": self.summary(),
+            "actions": [a.to_json() for a in self.actions],
+            "notes": [n.to_json() for n in self.notes],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedAction:
+    """The outcome of one plan action."""
+
+    action: PlanAction
+    outcome: str  # "created", "replaced", "revoked", "skipped"
+    record: str | None = None  # the vault record written (new token for create/replace)
+    fingerprint: str | None = None
+    token_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Machine form for ``--json``."""
+        return {
+            **self.action.to_json(),
+            "outcome": self.outcome,
+            "newRecord": self.record,
+            "newFingerprint": self.fingerprint,
+            "newTokenId": self.token_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """Everything apply did, in order."""
+
+    applied: tuple[AppliedAction, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """Machine form for ``--json``."""
+        return {"applied": [a.to_json() for a in self.applied]}
+
+
+# --- serials -----------------------------------------------------------------------------
+
+
+def record_serial(policy: str, name: str) -> int | None:
+    """``n`` of a record named ``<policy>.<n>``, else None."""
+    prefix = policy + "."
+    tail = name[len(prefix) :]
+    if name.startswith(prefix) and tail.isdigit():
+        return int(tail)
+    return None
+
+
+def platform_serial(name: str) -> tuple[str, int] | None:
+    """``(policy, n)`` of a platform token named ``tokenguard/<policy>/<n>``, else None."""
+    match = _PLATFORM_NAME.fullmatch(name)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def next_serial(
+    policy: str, records: Iterable[TokenRecord], tokens: Iterable[TokenInfo] = ()
+) -> int:
+    """1 + the highest serial of ``policy`` seen in vault records and platform token names."""
+    highest = 0
+    for record in records:
+        n = record_serial(policy, record.name)
+        if n is not None and (record.policy in (None, policy)):
+            highest = max(highest, n)
+    for token in tokens:
+        parsed = platform_serial(token.name)
+        if parsed is not None and parsed[0] == policy:
+            highest = max(highest, parsed[1])
+    return highest + 1
+
+
+# --- issuing -----------------------------------------------------------------------------
+
+
+def issue_token(
+    policy: TokenPolicy,
+    issuer: TokenIssuer,
+    vault: PolicyVault,
+    *,
+    now: datetime,
+    status: TokenStatus = TokenStatus.ACTIVE,
+    scope: Scope | None = None,
+    serial: int | None = None,
+    also: Sequence[TokenRecord] = (),
+) -> TokenRecord:
+    """Issue a token for ``policy`` and store it in the vault at once; return its record.
+
+    The token is named ``tokenguard/<policy>/<n>`` on the platform and ``<policy>.<n>`` in
+    the vault (``n``: one above the highest serial in the vault unless ``serial`` is given).
+    ``scope`` overrides the policy's declared scope (the plan passes it with references
+    resolved to IDs). ``also`` are records written in the same vault write (apply moves the
+    replaced token to ``retiring`` there). If the vault write fails, the new token is revoked
+    before the error propagates, so nothing unreachable is left behind.
+    """
+    if serial is None:
+        serial = next_serial(policy.name, vault.list())
+    issued = issuer.issue(
+        policy.platform_name(serial),
+        scope=scope if scope is not None else policy.scope,
+        expires_at=policy.expires_at(now),
+        description=policy.description,
+    )
+    record = TokenRecord(
+        name=policy.record_name(serial),
+        secret=issued.secret,
+        status=status,
+        policy=policy.name,
+        scope=issued.info.scope,
+        created_at=now,
+        expires_at=issued.info.expires_at,
+        issuer_id=issued.info.id,
+        policy_digest=policy.digest,
+        meta={"platform_name": issued.info.name, "labels": dict(policy.labels)},
+    )
+    try:
+        store_records(vault, record, *also)
+    except BaseException:
+        # The secret exists only in memory now: revoke rather than leave a token nobody holds.
+        # If even that fails, the next plan finds it by its name and revokes it.
+        with contextlib.suppress(Exception):
+            issuer.revoke(issued.info.id)
+        raise
+    return record
+
+
+# --- planning ----------------------------------------------------------------------------
+
+
+def _normal(scope: Scope | None) -> Any:
+    if scope is None:
+        return None
+    data = scope.to_api()
+    if data is not None:
+        data["resources"] = sorted(
+            data["resources"], key=lambda r: (r["type"], r["id"], r["permissions"])
+        )
+    return json.dumps(data, sort_keys=True)
+
+
+def _resolve_policy(
+    policy: TokenPolicy,
+    resolver: ResourceResolver,
+    problems: list[Diagnostic],
+    notes: list[Diagnostic],
+) -> Scope:
+    scope = policy.scope
+    if scope.unscoped or not scope.resources:
+        return scope
+    resolved: list[tuple[int, ResourceGrant, ResolvedResource]] = []
+    grants: list[ResourceGrant] = []
+    for i, grant in enumerate(scope.resources):
+        found = resolver.resolve(grant.type, grant.id)
+        if found is None:
+            problems.append(
+                Diagnostic(
+                    policy.location("resource", i, "id"),
+                    f"{grant.type.value} {grant.id!r} does not exist on the account "
+                    "(check the ID or username~name, or create the resource first)",
+                    policy.name,
+                )
+            )
+            continue
+        resolved.append((i, grant, found))
+        grants.append(ResourceGrant(grant.type, found.id, grant.permissions))
+    resolved_scope = Scope(
+        account=scope.account,
+        resources=tuple(grants),
+        actor_run_mode=scope.actor_run_mode,
+        default_run_storage_access=scope.default_run_storage_access,
+    )
+    notes.extend(_dependency_notes(policy, resolved_scope, resolved))
+    return resolved_scope
+
+
+def _holds(scope: Scope, rtype: ResourceType, rid: str, perm: Permission) -> bool:
+    group = {
+        ResourceType.ACTOR: AccountGroup.ACTORS,
+        ResourceType.TASK: AccountGroup.TASKS,
+    }.get(rtype)
+    account = scope.account_permissions(group) if group is not None else frozenset()
+    granted = account | scope.grants_for(rtype, [rid])
+    if perm is Permission.READ and Permission.WRITE in granted:
+        return True  # write implies read
+    return perm in granted
+
+
+def _dependency_notes(
+    policy: TokenPolicy,
+    scope: Scope,
+    resolved: Sequence[tuple[int, ResourceGrant, ResolvedResource]],
+) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for i, grant, found in resolved:
+        where = ("resource", i, "permissions")
+        if (
+            found.type is ResourceType.TASK
+            and found.actor_id
+            and not _holds(scope, ResourceType.ACTOR, found.actor_id, Permission.RUN)
+        ):
+            out.append(
+                note(
+                    policy,
+                    f"task {grant.id!r} cannot be run (or updated) by this token: that needs "
+                    f"Run on its Actor {found.actor_id} (add a resource entry for it)",
+                    *where,
+                )
+            )
+        if found.type is ResourceType.SCHEDULE and Permission.WRITE in grant.permissions:
+            for ttype, tid in found.triggers:
+                need = Permission.RUN if ttype is ResourceType.ACTOR else Permission.READ
+                if not _holds(scope, ttype, tid, need):
+                    out.append(
+                        note(
+                            policy,
+                            f"schedule {grant.id!r} cannot be updated by this token: it triggers "
+                            f"{ttype.value} {tid}, which needs {need.value} on it",
+                            *where,
+                        )
+                    )
+    return out
+
+
+def plan(
+    policy_set: PolicySet,
+    vault: PolicyVault,
+    tokens: TokenIssuer | Sequence[TokenInfo],
+    *,
+    now: datetime,
+    resolver: ResourceResolver | None = None,
+    prune: bool = False,
+) -> Plan:
+    """Compare ``policy_set`` with the vault and the platform; return what apply would do.
+
+    ``tokens`` is the platform's token list, or an issuer to fetch it from. With a
+    ``resolver`` every resource reference is checked (and ``username~name`` turned into an
+    ID); a missing one raises :class:`PolicyValidationError` naming file, line and key. Read
+    only: plan never changes anything.
+    """
+    platform = list(tokens.list() if isinstance(tokens, TokenIssuer) else tokens)
+    platform_ids = {t.id for t in platform}
+    records = list(vault.list())
+
+    problems: list[Diagnostic] = []
+    notes: list[Diagnostic] = list(policy_set.notes)
+    scopes: dict[str, Scope] = {}
+    for policy in policy_set:
+        scopes[policy.name] = (
+            _resolve_policy(policy, resolver, problems, notes) if resolver else policy.scope
+        )
+    if problems:
+        raise PolicyValidationError(
+            tuple(problems),
+            hint="Fix the references in the policy files (nothing was created).",
+        )
+
+    actions: list[PlanAction] = []
+    serials: dict[str, int] = {}
+    for policy in policy_set:
+        serials[policy.name] = next_serial(policy.name, records, platform)
+        active = sorted(
+            (r for r in records if r.policy == policy.name and r.status is TokenStatus.ACTIVE),
+            key=lambda r: record_serial(policy.name, r.name) or 0,
+        )
+        if not active:
+            actions.append(PlanAction(ActionKind.CREATE, policy.name, "no active token"))
+            continue
+        current = active[-1]
+        for extra in active[:-1]:
+            notes.append(
+                Diagnostic(
+                    policy.location("name"),
+                    f"more than one active token: {extra.name} ({extra.fingerprint}) is older "
+                    f"than {current.name}; `tokenguard rotate` or `vault remove` should settle it",
+                    policy.name,
+                    Severity.NOTE,
+                )
+            )
+        reason = _replace_reason(policy, current, scopes[policy.name], platform_ids, now)
+        kind = ActionKind.REPLACE if reason else ActionKind.UNCHANGED
+        actions.append(
+            PlanAction(
+                kind,
+                policy.name,
+                reason or "active token matches the policy",
+                record=current.name,
+                fingerprint=current.fingerprint,
+                token_id=current.issuer_id,
+            )
+        )
+
+    # Vault tokens whose policy is gone.
+    for record in records:
+        if record.policy is None or record.policy in policy_set:
+            continue
+        if record.status not in LIVE_STATUSES:
+            continue
+        kind = ActionKind.REVOKE if prune else ActionKind.ORPHAN
+        why = f"policy {record.policy!r} no longer exists"
+        actions.append(
+            PlanAction(
+                kind,
+                record.policy,
+                why if prune else why + " (kept; --prune revokes it)",
+                record=record.name,
+                fingerprint=record.fingerprint,
+                token_id=record.issuer_id,
+            )
+        )
+
+    # Platform tokens tokenguard made but never stored: nobody holds their secret.
+    held = {r.issuer_id for r in records if r.issuer_id and r.status is not TokenStatus.REVOKED}
+    for token in platform:
+        parsed = platform_serial(token.name)
+        if parsed is None or token.id in held:
+            continue
+        if token.expires_at is not None and token.expires_at <= now:
+            continue  # already useless; revoking it would only add noise
+        actions.append(
+            PlanAction(
+                ActionKind.REVOKE,
+                parsed[0],
+                "made by tokenguard but not in the vault (an interrupted apply or rotation); "
+                "its secret is lost",
+                token_id=token.id,
+                token_name=token.name,
+            )
+        )
+    return Plan(
+        actions=tuple(actions),
+        policy_set=policy_set,
+        now=now,
+        prune=prune,
+        notes=tuple(notes),
+        scopes=scopes,
+        next_serial=serials,
+    )
+
+
+def _replace_reason(
+    policy: TokenPolicy,
+    record: TokenRecord,
+    scope: Scope,
+    platform_ids: set[str],
+    now: datetime,
+) -> str | None:
+    if record.issuer_id is not None and record.issuer_id not in platform_ids:
+        return "the active token no longer exists on the platform"
+    if record.expires_at is not None and record.expires_at <= now:
+        return "the active token has expired"
+    if record.policy_digest != policy.digest:
+        return "the policy changed (scope or lifetime)"
+    if record.scope is not None and _normal(record.scope) != _normal(scope):
+        return "a referenced resource now resolves to a different ID"
+    return None
+
+
+# --- applying ----------------------------------------------------------------------------
+
+
+def apply(
+    plan: Plan,
+    vault: PolicyVault,
+    issuer: TokenIssuer,
+    *,
+    now: datetime,
+    on_step: Callable[[AppliedAction], None] | None = None,
+) -> ApplyResult:
+    """Carry out ``plan``: revoke lost tokens, create and replace, then prune.
+
+    Each new secret is stored in the vault before the next API call. A replaced token goes
+    to ``retiring`` (until now + grace) in the same vault write that stores its successor;
+    ``tokenguard rotate`` revokes it after the grace. ``on_step`` is called after each
+    action (the CLI prints progress with it). The first error stops apply and propagates;
+    everything done before it is already stored.
+    """
+    done: list[AppliedAction] = []
+
+    def record_step(step: AppliedAction) -> None:
+        done.append(step)
+        if on_step is not None:
+            on_step(step)
+
+    lost = [a for a in plan.actions if a.kind is ActionKind.REVOKE and a.record is None]
+    pruned = [a for a in plan.actions if a.kind is ActionKind.REVOKE and a.record is not None]
+    issues = [a for a in plan.actions if a.kind in (ActionKind.CREATE, ActionKind.REPLACE)]
+
+    if lost:
+        # Re-read: a concurrent rotation may have stored the token since the plan was made.
+        held = {r.issuer_id for r in vault.list() if r.issuer_id}
+        for action in lost:
+            assert action.token_id is not None
+            if action.token_id in held:
+                record_step(AppliedAction(action, "skipped (now in the vault)"))
+                continue
+            issuer.revoke(action.token_id)
+            record_step(AppliedAction(action, "revoked", token_id=action.token_id))
+
+    serials = dict(plan.next_serial)
+    for action in issues:
+        assert action.policy is not None
+        policy = plan.policy_set.get(action.policy)
+        assert policy is not None
+        also: list[TokenRecord] = []
+        if action.kind is ActionKind.REPLACE and action.record is not None:
+            old = _find(vault, action.record)
+            if old is not None and old.status is TokenStatus.ACTIVE:
+                gone = "no longer exists" in action.reason
+                also.append(
+                    old.evolve(status=TokenStatus.REVOKED, rotated_at=now)
+                    if gone
+                    else old.evolve(
+                        status=TokenStatus.RETIRING, rotated_at=now, retire_at=now + policy.grace
+                    )
+                )
+        serial = serials.get(policy.name)
+        record = issue_token(
+            policy,
+            issuer,
+            vault,
+            now=now,
+            scope=plan.scopes.get(policy.name),
+            serial=serial,
+            also=also,
+        )
+        serials[policy.name] = (serial or 0) + 1
+        outcome = "created" if action.kind is ActionKind.CREATE else "replaced"
+        record_step(
+            AppliedAction(
+                action,
+                outcome,
+                record=record.name,
+                fingerprint=record.fingerprint,
+                token_id=record.issuer_id,
+            )
+        )
+
+    for action in pruned:
+        assert action.record is not None
+        old = _find(vault, action.record)
+        if old is None or old.status not in LIVE_STATUSES:
+            record_step(AppliedAction(action, "skipped (no longer live)"))
+            continue
+        if old.issuer_id:
+            issuer.revoke(old.issuer_id)
+        vault.put(old.evolve(status=TokenStatus.REVOKED))
+        record_step(AppliedAction(action, "revoked", token_id=old.issuer_id))
+    return ApplyResult(tuple(done))
+
+
+def _find(vault: PolicyVault, name: str) -> TokenRecord | None:
+    for record in vault.list():
+        if record.name == name:
+            return record
+    return None
