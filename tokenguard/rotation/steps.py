@@ -1,0 +1,311 @@
+"""The crash-safe rotation state machine: issue -> verify -> promote -> (grace) -> revoke.
+
+Every step ends with a vault write that records it, before the next step starts, so the
+vault alone says where a rotation stands and a rerun resumes there:
+
+=====================================  ===============================================
+vault state found                      what the next run does
+=====================================  ===============================================
+active, due, nothing pending           issue a replacement (a new rotation)
+pending, not verified                  verify it again (probes are read-only)
+pending, verified                      promote it
+retiring, ``retire_at`` passed         revoke it on the platform (404 = already gone),
+                                       mark it revoked
+failed, not yet revoked on platform    revoke it, note that it is gone
+platform token with our rotation       an orphan: issued, then the process died before
+marker, unknown to the vault           the vault write. Its secret was shown once and
+                                       is lost, so it cannot be adopted: revoke it
+=====================================  ===============================================
+
+Every platform call is idempotent on resume: revoke treats "already gone" as done, probes
+change nothing, and a replacement is only issued when the vault holds no pending one (an
+issued-but-unstored one is an orphan, revoked as above, so it is never duplicated).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from tokenguard.api.client import ApifyApi
+from tokenguard.api.issuer import TokenInfo, TokenIssuer
+from tokenguard.errors import ExitCode, TokenGuardError
+from tokenguard.policy.model import TokenPolicy
+from tokenguard.policy.plan import next_serial, record_serial
+from tokenguard.rotation.due import DueReason
+from tokenguard.rotation.verify import DEFAULT_MAX_PROBES, VerifyResult, verify_token
+from tokenguard.vault.records import TokenRecord, TokenStatus
+
+#: Test-only hook: ``issue-api`` (token issued, not yet stored), ``issue``, ``verify``,
+#: ``promote`` or ``revoke`` ends the process right after that step's vault write, as a
+#: crash would. Tests set it on a CLI subprocess; nothing else should.
+CRASH_ENV = "TOKENGUARD_TEST_CRASH_AFTER"
+CRASH_EXIT_CODE = 86
+
+#: Tag in the platform description of every token a rotation issues, followed by the
+#: rotation ID: how a crashed run's unstored replacement is found again.
+ROTATION_MARKER = "tokenguard-rotation:"
+_MARKER_RE = re.compile(r"\[" + re.escape(ROTATION_MARKER) + r"([0-9a-f]+)\]")
+
+Clock = Callable[[], datetime]
+
+
+class RotationStepError(TokenGuardError):
+    """A step cannot be carried out for one token (reported on its row; the run exits 1)."""
+
+    exit_code = ExitCode.FINDINGS
+
+
+def utc_now() -> datetime:
+    """The real clock (timezone-aware UTC)."""
+    return datetime.now(UTC)
+
+
+class RotationVault(Protocol):
+    """What rotation needs from the vault."""
+
+    def list(self) -> Sequence[TokenRecord]:
+        """Every record."""
+        ...
+
+    def update(self, fn: Callable[[dict[str, TokenRecord]], None]) -> object:
+        """Read-modify-write under the vault's write lock."""
+        ...
+
+    def reload(self) -> object:
+        """Re-read the file."""
+        ...
+
+    def rotation_lock(self, timeout: float) -> AbstractContextManager[object]:
+        """The long-held lock that keeps two rotations apart."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """Everything the steps talk to, with the clock and sleep injectable for tests."""
+
+    vault: RotationVault
+    issuer: TokenIssuer
+    api: ApifyApi
+    clock: Clock = utc_now
+    sleep: Callable[[float], None] = time.sleep
+    max_probes: int = DEFAULT_MAX_PROBES
+    verify_retries: int = 2
+
+
+def checkpoint(point: str) -> None:
+    """Die here when the test hook asks for it (after ``point``'s vault write)."""
+    if os.environ.get(CRASH_ENV) == point:
+        os._exit(CRASH_EXIT_CODE)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def serial_of(record_name: str, policy_name: str) -> int | None:
+    """``n`` of a record named ``<policy>.<n>``, else None."""
+    return record_serial(policy_name, record_name)
+
+
+def rotation_id_of(info: TokenInfo) -> str | None:
+    """The rotation ID in a platform token's description, if a rotation issued it."""
+    match = _MARKER_RE.search(info.description or "")
+    return match.group(1) if match else None
+
+
+def find_orphans(platform: Iterable[TokenInfo], records: Iterable[TokenRecord]) -> list[TokenInfo]:
+    """Platform tokens a rotation issued that the vault does not know (lost in a crash).
+
+    Only tokens carrying the rotation marker count: a token ``policy apply`` is creating
+    right now is not ours to judge (``policy plan`` sweeps its own orphans by name).
+    """
+    known = {r.issuer_id for r in records if r.issuer_id}
+    return [t for t in platform if t.id not in known and rotation_id_of(t) is not None]
+
+
+def _store(ctx: StepContext, record: TokenRecord) -> None:
+    def apply(records: dict[str, TokenRecord]) -> None:
+        records[record.name] = record
+
+    ctx.vault.update(apply)
+
+
+def _evolve_stored(ctx: StepContext, name: str, **changes: object) -> None:
+    """Apply ``changes`` to the record as it is in the vault now (not a stale copy)."""
+
+    def apply(records: dict[str, TokenRecord]) -> None:
+        current = records.get(name)
+        if current is not None:
+            records[name] = current.evolve(**changes)
+
+    ctx.vault.update(apply)
+
+
+def issue(
+    ctx: StepContext,
+    policy: TokenPolicy,
+    replaces: TokenRecord,
+    reasons: Sequence[DueReason],
+    *,
+    platform: Sequence[TokenInfo] = (),
+) -> TokenRecord:
+    """Step 1: issue a replacement and store it as ``pending`` before anything else.
+
+    Names follow the policy engine (``tokenguard/<policy>/<n>`` on the platform,
+    ``<policy>.<n>`` in the vault; ``n`` above every serial in the vault and in
+    ``platform``), and the record is shaped as ``policy apply`` shapes it (the scope and
+    expiry the platform confirmed), so ``policy plan`` sees the new token as unchanged.
+    """
+    now = ctx.clock()
+    serial = next_serial(policy.name, ctx.vault.list(), platform)
+    rotation_id = uuid.uuid4().hex[:16]
+    tag = f"[{ROTATION_MARKER}{rotation_id}]"
+    issued = ctx.issuer.issue(
+        policy.platform_name(serial),
+        scope=policy.scope,
+        expires_at=policy.expires_at(now),
+        description=f"{policy.description} {tag}" if policy.description else tag,
+    )
+    checkpoint("issue-api")
+    record = TokenRecord(
+        name=policy.record_name(serial),
+        secret=issued.secret,
+        status=TokenStatus.PENDING,
+        policy=policy.name,
+        scope=issued.info.scope,
+        created_at=now,
+        expires_at=issued.info.expires_at,
+        issuer_id=issued.info.id,
+        policy_digest=policy.digest,
+        meta={
+            "platform_name": issued.info.name,
+            "labels": dict(policy.labels),
+            "rotation_id": rotation_id,
+            "replaces": replaces.name,
+            "reasons": [r.value for r in reasons],
+        },
+    )
+    try:
+        _store(ctx, record)
+    except BaseException:
+        # The secret exists nowhere else: a token nobody can use must not stay valid.
+        # If this revoke fails too, the next run's orphan sweep revokes it.
+        with contextlib.suppress(Exception):
+            ctx.issuer.revoke(issued.info.id)
+        raise
+    checkpoint("issue")
+    return record
+
+
+def verify(ctx: StepContext, pending: TokenRecord) -> VerifyResult:
+    """Step 2: probe the pending token; on success record ``verified_at``."""
+    scope = pending.scope
+    assert scope is not None, "rotation always stores the scope it issued"
+    result = verify_token(
+        ctx.api,
+        pending.secret,
+        scope,
+        limit=ctx.max_probes,
+        retries=ctx.verify_retries,
+        sleep=ctx.sleep,
+    )
+    if result.ok:
+        meta = {**pending.meta, "verified_at": _iso(ctx.clock())}
+        _evolve_stored(ctx, pending.name, meta=meta)
+        checkpoint("verify")
+    return result
+
+
+def is_verified(record: TokenRecord) -> bool:
+    """True when a pending record's verification was recorded."""
+    return "verified_at" in record.meta
+
+
+def fail(ctx: StepContext, pending: TokenRecord, error: str) -> None:
+    """A replacement that failed verification: revoke it, then mark it ``failed``.
+
+    Revoking first keeps this idempotent: a crash in between leaves a pending record whose
+    (revoked) token fails verification again on the next run, which lands here again.
+    """
+    if pending.issuer_id:
+        ctx.issuer.revoke(pending.issuer_id)
+    meta = {
+        **pending.meta,
+        "failure": error,
+        "failed_at": _iso(ctx.clock()),
+        "platform_revoked": bool(pending.issuer_id),
+    }
+    _evolve_stored(ctx, pending.name, status=TokenStatus.FAILED, meta=meta)
+
+
+def promote(ctx: StepContext, pending: TokenRecord, policy: TokenPolicy) -> list[TokenRecord]:
+    """Step 3, one atomic vault write: the replacement becomes the policy's only active token.
+
+    Every other active token of the policy becomes ``retiring`` until now + grace (at once
+    when it is marked compromised). Returns the retired records as stored.
+    """
+    now = ctx.clock()
+    retired: list[TokenRecord] = []
+
+    def apply(records: dict[str, TokenRecord]) -> None:
+        current = records.get(pending.name)
+        if current is None or current.status is not TokenStatus.PENDING:
+            return
+        meta = {**current.meta, "promoted_at": _iso(now)}
+        records[pending.name] = current.evolve(status=TokenStatus.ACTIVE, meta=meta)
+        for other in list(records.values()):
+            if (
+                other.policy == policy.name
+                and other.status is TokenStatus.ACTIVE
+                and other.name != pending.name
+            ):
+                grace = timedelta(0) if other.compromised else policy.grace
+                retiring = other.evolve(
+                    status=TokenStatus.RETIRING, rotated_at=now, retire_at=now + grace
+                )
+                records[other.name] = retiring
+                retired.append(retiring)
+
+    retired.clear()
+    ctx.vault.update(apply)
+    checkpoint("promote")
+    return retired
+
+
+def revoke_retiring(ctx: StepContext, record: TokenRecord) -> None:
+    """Step 4: revoke a retiring token whose grace has passed, then mark it ``revoked``."""
+    if not record.issuer_id:
+        raise RotationStepError(
+            f"{record.name} has no platform token ID, so the token API cannot revoke it",
+            hint="Revoke it in the Apify Console, then `tokenguard vault remove` it.",
+        )
+    ctx.issuer.revoke(record.issuer_id)
+    meta = {**record.meta, "revoked_at": _iso(ctx.clock())}
+    _evolve_stored(ctx, record.name, status=TokenStatus.REVOKED, meta=meta)
+    checkpoint("revoke")
+
+
+def needs_platform_revoke(record: TokenRecord) -> bool:
+    """A failed replacement whose platform revocation has not been recorded yet."""
+    return (
+        record.status is TokenStatus.FAILED
+        and bool(record.issuer_id)
+        and not record.meta.get("platform_revoked", False)
+    )
+
+
+def revoke_failed(ctx: StepContext, record: TokenRecord) -> None:
+    """Finish a failed replacement whose revocation did not go through earlier."""
+    assert record.issuer_id
+    ctx.issuer.revoke(record.issuer_id)
+    _evolve_stored(ctx, record.name, meta={**record.meta, "platform_revoked": True})
