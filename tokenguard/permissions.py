@@ -667,12 +667,12 @@ class _Evaluator:
             return vias
         # DOC_TOKENS "Account-level vs resource-specific permissions"; write implies read (D3).
         held, _ = self.scope.resource_perms(r)
-        via = _granting(_implied(held), perm) if held else None
+        via = _granting(held, perm) if held else None
         if via is not None:
             vias.append(_Via(GrantRoute.RESOURCE, f"resource {r.label}: {via.value}"))
         group = GROUP_OF[rtype]
         acc = self.scope.account.get(group)
-        via = _granting(_implied(acc), perm) if acc else None
+        via = _granting(acc, perm) if acc else None
         if via is not None:
             vias.append(_Via(GrantRoute.ACCOUNT, f"account-level {group.value}: {via.value}"))
         if r.kind in STORAGE_KINDS and perm in (Permission.READ, Permission.WRITE):
@@ -1401,7 +1401,8 @@ def scope_covers(
         tasks_read = Permission.READ in acc.get(AccountGroup.TASKS, frozenset())
         if actors_run and tasks_read:
             return True
-        return None if any_actor_run or verb is not _V.CREATE else False
+        # Without Run on any Actor it can neither manage nor have created a webhook.
+        return None if any_actor_run else False
     if verb is _V.CREATE:
         group = _CREATE_GROUP[kind]
         if Permission.CREATE not in acc.get(group, frozenset()):

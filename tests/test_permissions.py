@@ -1,0 +1,681 @@
+"""Unit tests of the scope model: each documented rule (D1-D18) with an allow and a deny case,
+plus required_access, scope_covers, the escalation helpers and effective_access."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokenguard.permissions import (
+    Account,
+    AccountGroup,
+    Decision,
+    GeneralAccess,
+    GrantRoute,
+    Operation,
+    Permission,
+    RequiredAccess,
+    Resource,
+    ResourceGrant,
+    ResourceIndex,
+    ResourceKind,
+    ResourceType,
+    RunMode,
+    ScheduleAction,
+    ScheduleActionType,
+    Scope,
+    TokenContext,
+    decide,
+    effective_access,
+    required_access,
+    schedule_escalation_paths,
+    scope_covers,
+    unscoped_run_paths,
+    webhook_conditions,
+)
+
+R, W, X, C = Permission.READ, Permission.WRITE, Permission.RUN, Permission.CREATE
+K = ResourceKind
+KV = ResourceKind.KEY_VALUE_STORE
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+ACCOUNT = Account("alice")
+OPEN = Account("alice", GeneralAccess.ANYONE_WITH_ID_CAN_READ)
+
+ACTOR = Resource(K.ACTOR, "act1", name="scraper", username="alice")
+ACTOR2 = Resource(K.ACTOR, "act2", name="other", username="alice")
+TASK = Resource(K.TASK, "task1", name="daily", username="alice", actor_id="act1")
+RUN = Resource(
+    K.RUN,
+    "run1",
+    actor_id="act1",
+    default_dataset_id="dsRun",
+    default_key_value_store_id="kvRun",
+    default_request_queue_id="rqRun",
+)
+TASK_RUN = Resource(K.RUN, "run2", actor_id="act1", task_id="task1", default_dataset_id="dsT")
+DATASET = Resource(K.DATASET, "ds1", name="results", username="alice")
+RUN_DATASET = Resource(K.DATASET, "dsRun")
+KVS = Resource(K.KEY_VALUE_STORE, "kv1")
+RQ = Resource(K.REQUEST_QUEUE, "rq1")
+SCHEDULE = Resource(
+    K.SCHEDULE, "sch1", actions=(ScheduleAction(ScheduleActionType.RUN_ACTOR, "act1"),)
+)
+HOOK_ACTOR = Resource(K.WEBHOOK, "wh1", actor_id="act1")
+HOOK_TASK = Resource(K.WEBHOOK, "wh2", task_id="task1")
+ALL = (
+    ACTOR,
+    ACTOR2,
+    TASK,
+    RUN,
+    TASK_RUN,
+    DATASET,
+    RUN_DATASET,
+    KVS,
+    RQ,
+    SCHEDULE,
+    HOOK_ACTOR,
+    HOOK_TASK,
+)
+
+
+def scope(
+    account: dict[AccountGroup, set[Permission]] | None = None,
+    *grants: tuple[ResourceType, str, set[Permission]],
+    dra: bool = False,
+    mode: RunMode = RunMode.RESTRICTED,
+) -> Scope:
+    return Scope(
+        account={g: frozenset(p) for g, p in (account or {}).items()},
+        resources=tuple(ResourceGrant(t, i, frozenset(p)) for t, i, p in grants),
+        default_run_storage_access=dra,
+        actor_run_mode=mode,
+    )
+
+
+def tok(s: Scope, **kw: object) -> TokenContext:
+    return TokenContext("tok1", s, **kw)  # type: ignore[arg-type]
+
+
+def check(
+    s: Scope | TokenContext | None,
+    op: Operation,
+    target: Resource | None,
+    account: Account = ACCOUNT,
+    **kw: object,
+) -> Decision:
+    token = tok(s) if isinstance(s, Scope) else s
+    return decide(token, op, target, account, related=ALL, now=NOW, **kw)  # type: ignore[arg-type]
+
+
+def allowed(d: Decision, route: GrantRoute | None) -> None:
+    assert d.allowed, d.explain()
+    assert d.status == 200
+    assert d.grant is route, d.explain()
+
+
+def denied(d: Decision, status: int = 403) -> None:
+    assert not d.allowed, d.explain()
+    assert d.status == status, d.explain()
+    assert d.grant is None
+
+
+EMPTY = scope()
+
+
+# D1: out of scope -> 403; not existing -> 404 whoever asks.
+def test_d1_outside_scope_is_403_and_missing_is_404() -> None:
+    d = check(EMPTY, Operation.DATASET_GET, DATASET)
+    denied(d, 403)
+    assert "missing: read on dataset ds1" in d.reasons
+    denied(check(EMPTY, Operation.DATASET_GET, None), 404)
+    denied(check(Scope.full(), Operation.DATASET_GET, None), 404)
+    allowed(check(Scope.full(), Operation.DATASET_GET, DATASET), GrantRoute.UNSCOPED)
+
+
+# D2: lists never 403 for a valid token; anonymous lists are 401.
+def test_d2_lists_never_forbidden() -> None:
+    for op in (Operation.DATASET_LIST, Operation.ACTOR_LIST, Operation.RUN_LIST):
+        allowed(check(EMPTY, op, None), None)
+        denied(check(None, op, None, OPEN), 401)
+
+
+# D3: write implies read, for resource grants and account-level.
+def test_d3_write_implies_read() -> None:
+    by_resource = scope(None, (ResourceType.DATASET, "ds1", {W}))
+    d = check(by_resource, Operation.DATASET_ITEMS_GET, DATASET)
+    allowed(d, GrantRoute.RESOURCE)
+    assert d.reasons == ("resource dataset ds1: write",)
+    by_account = scope({AccountGroup.STORAGES: {W}})
+    d = check(by_account, Operation.KV_STORE_KEYS, KVS)
+    allowed(d, GrantRoute.ACCOUNT)
+    assert d.reasons == ("account-level storages: write",)
+    read_only = scope(None, (ResourceType.DATASET, "ds1", {R}))
+    denied(check(read_only, Operation.DATASET_ITEMS_PUSH, DATASET))
+
+
+# D4: create needs explicit account-level create; full access to what the token created.
+def test_d4_create_needs_create_permission() -> None:
+    creator = scope({AccountGroup.STORAGES: {C}})
+    new = Resource(K.DATASET, "")
+    d = check(creator, Operation.DATASET_CREATE, new)
+    allowed(d, GrantRoute.ACCOUNT)
+    assert d.reasons == ("account-level storages: create",)
+    denied(check(scope({AccountGroup.STORAGES: {R, W}}), Operation.DATASET_CREATE, new))
+    denied(check(scope({AccountGroup.TASKS: {C}}), Operation.DATASET_CREATE, new))
+
+
+def test_d4_created_resources_are_fully_accessible() -> None:
+    mine = Resource(K.DATASET, "dsMine", created_by_token="tok1")
+    theirs = Resource(K.DATASET, "dsTheirs", created_by_token="tok2")
+    creator = scope({AccountGroup.STORAGES: {C}})
+    for op in (Operation.DATASET_ITEMS_PUSH, Operation.DATASET_DELETE, Operation.DATASET_GET):
+        d = check(creator, op, mine)
+        allowed(d, GrantRoute.CREATED)
+        assert d.reasons == ("created by this token",)
+        denied(check(creator, op, theirs))
+
+
+def test_d4_get_or_create_of_existing_named_storage_needs_read() -> None:
+    existing = Resource(K.DATASET, "ds1", name="results", username="alice")
+    allowed(
+        check(scope(None, (ResourceType.DATASET, "ds1", {R})), Operation.DATASET_CREATE, existing),
+        GrantRoute.RESOURCE,
+    )
+    denied(check(scope({AccountGroup.STORAGES: {C}}), Operation.DATASET_CREATE, existing))
+
+
+# D5: scoped tokens never create/update/delete Actors; get needs read, run needs run.
+def test_d5_actors() -> None:
+    strong = scope({AccountGroup.ACTORS: {R, X}})
+    for op in (Operation.ACTOR_CREATE, Operation.ACTOR_UPDATE, Operation.ACTOR_DELETE):
+        target = Resource(K.ACTOR, "") if op is Operation.ACTOR_CREATE else ACTOR
+        d = check(strong, op, target)
+        denied(d)
+        assert "scoped tokens never" in d.reasons[0]
+        allowed(check(Scope.full(), op, target), GrantRoute.UNSCOPED)
+    runner = scope(None, (ResourceType.ACTOR, "act1", {X}))
+    allowed(check(runner, Operation.ACTOR_RUN, ACTOR), GrantRoute.RESOURCE)
+    denied(check(runner, Operation.ACTOR_RUN, ACTOR2))
+    denied(check(runner, Operation.ACTOR_GET, ACTOR))  # run does not imply read
+    allowed(check(strong, Operation.ACTOR_GET, ACTOR), GrantRoute.ACCOUNT)
+
+
+# D6: runs readable with read or run on the Actor, or read on the task; abort needs run.
+def test_d6_runs() -> None:
+    actor_read = scope(None, (ResourceType.ACTOR, "act1", {R}))
+    actor_run = scope(None, (ResourceType.ACTOR, "act1", {X}))
+    task_read = scope(None, (ResourceType.TASK, "task1", {R}))
+    allowed(check(actor_read, Operation.RUN_GET, RUN), GrantRoute.RESOURCE)
+    allowed(check(actor_run, Operation.RUN_GET, RUN), GrantRoute.RESOURCE)
+    allowed(check(actor_read, Operation.ACTOR_RUNS_LIST, ACTOR), GrantRoute.RESOURCE)
+    denied(check(task_read, Operation.ACTOR_RUNS_LIST, ACTOR))
+    allowed(check(task_read, Operation.RUN_GET, TASK_RUN), GrantRoute.RESOURCE)
+    denied(check(task_read, Operation.RUN_GET, RUN))  # not a run of the task
+    denied(check(EMPTY, Operation.RUN_GET, RUN))
+    allowed(check(actor_run, Operation.RUN_ABORT, RUN), GrantRoute.RESOURCE)
+    d = check(actor_read, Operation.RUN_ABORT, RUN)
+    denied(d)
+    assert d.reasons == ("missing: run on actor act1",)
+
+
+# D7: tasks.
+def test_d7_task_run_needs_read_on_task_and_run_on_actor() -> None:
+    both = scope(None, (ResourceType.TASK, "task1", {R}), (ResourceType.ACTOR, "act1", {X}))
+    d = check(both, Operation.TASK_RUN, TASK)
+    allowed(d, GrantRoute.RESOURCE)
+    assert d.reasons == ("resource task task1: read", "resource actor act1: run")
+    only_task = scope(None, (ResourceType.TASK, "task1", {R, W}))
+    d = check(only_task, Operation.TASK_RUN, TASK)
+    denied(d)
+    assert "missing: run on actor act1" in d.reasons
+    denied(check(scope(None, (ResourceType.ACTOR, "act1", {X})), Operation.TASK_RUN, TASK))
+
+
+def test_d7_task_create_update_delete() -> None:
+    new_task = Resource(K.TASK, "", actor_id="act1")
+    creator = scope({AccountGroup.TASKS: {C}}, (ResourceType.ACTOR, "act1", {X}))
+    allowed(check(creator, Operation.TASK_CREATE, new_task), GrantRoute.ACCOUNT)
+    denied(check(scope({AccountGroup.TASKS: {C}}), Operation.TASK_CREATE, new_task))
+    writer = scope(None, (ResourceType.TASK, "task1", {W}), (ResourceType.ACTOR, "act1", {X}))
+    allowed(check(writer, Operation.TASK_UPDATE, TASK), GrantRoute.RESOURCE)
+    moved = Resource(K.TASK, "task1", actor_id="act2")
+    d = check(writer, Operation.TASK_UPDATE, TASK, new=moved)
+    denied(d)
+    assert "missing: run on actor act2" in d.reasons
+    write_only = scope(None, (ResourceType.TASK, "task1", {W}))
+    allowed(check(write_only, Operation.TASK_DELETE, TASK), GrantRoute.RESOURCE)
+    denied(check(write_only, Operation.TASK_UPDATE, TASK))
+    denied(check(scope(None, (ResourceType.TASK, "task1", {R})), Operation.TASK_DELETE, TASK))
+    allowed(check(write_only, Operation.TASK_GET, TASK), GrantRoute.RESOURCE)
+
+
+# D8: schedules.
+def test_d8_schedules() -> None:
+    to_task = Resource(
+        K.SCHEDULE, "", actions=(ScheduleAction(ScheduleActionType.RUN_ACTOR_TASK, "task1"),)
+    )
+    to_actor = Resource(K.SCHEDULE, "", actions=SCHEDULE.actions)
+    creator = scope({AccountGroup.SCHEDULES: {C}}, (ResourceType.TASK, "task1", {R}))
+    allowed(check(creator, Operation.SCHEDULE_CREATE, to_task), GrantRoute.ACCOUNT)
+    d = check(creator, Operation.SCHEDULE_CREATE, to_actor)
+    denied(d)
+    assert "missing: run on actor act1" in d.reasons
+    denied(
+        check(scope(None, (ResourceType.TASK, "task1", {R})), Operation.SCHEDULE_CREATE, to_task)
+    )
+    writer = scope(None, (ResourceType.SCHEDULE, "sch1", {W}), (ResourceType.ACTOR, "act1", {X}))
+    allowed(check(writer, Operation.SCHEDULE_UPDATE, SCHEDULE), GrantRoute.RESOURCE)
+    retarget = Resource(
+        K.SCHEDULE, "sch1", actions=(ScheduleAction(ScheduleActionType.RUN_ACTOR, "act2"),)
+    )
+    denied(check(writer, Operation.SCHEDULE_UPDATE, SCHEDULE, new=retarget))
+    write_only = scope(None, (ResourceType.SCHEDULE, "sch1", {W}))
+    allowed(check(write_only, Operation.SCHEDULE_DELETE, SCHEDULE), GrantRoute.RESOURCE)
+    denied(check(write_only, Operation.SCHEDULE_UPDATE, SCHEDULE))
+    allowed(check(write_only, Operation.SCHEDULE_GET, SCHEDULE), GrantRoute.RESOURCE)
+    denied(check(EMPTY, Operation.SCHEDULE_GET, SCHEDULE))
+
+
+# D9: storage reads vs writes.
+@pytest.mark.parametrize(
+    ("op", "target", "perm"),
+    [
+        (Operation.DATASET_GET, DATASET, R),
+        (Operation.DATASET_ITEMS_GET, DATASET, R),
+        (Operation.DATASET_ITEMS_PUSH, DATASET, W),
+        (Operation.DATASET_UPDATE, DATASET, W),
+        (Operation.DATASET_DELETE, DATASET, W),
+        (Operation.KV_STORE_GET, KVS, R),
+        (Operation.KV_STORE_KEYS, KVS, R),
+        (Operation.RECORD_GET, KVS, R),
+        (Operation.RECORD_PUT, KVS, W),
+        (Operation.RECORD_DELETE, KVS, W),
+        (Operation.KV_STORE_DELETE, KVS, W),
+        (Operation.REQUEST_QUEUE_GET, RQ, R),
+        (Operation.REQUEST_QUEUE_UPDATE, RQ, W),
+    ],
+)
+def test_d9_storage_operations(op: Operation, target: Resource, perm: Permission) -> None:
+    rtype = ResourceType(target.kind.value)
+    allowed(check(scope(None, (rtype, target.id, {perm})), op, target), GrantRoute.RESOURCE)
+    other = R if perm is W else None
+    weaker = scope(None, (rtype, target.id, {other})) if other else EMPTY
+    denied(check(weaker, op, target))
+    denied(check(scope(None, (rtype, "elsewhere", {R, W})), op, target))
+
+
+# D10: default run storages follow the run's readability when the toggle is on.
+def test_d10_default_run_storage_access() -> None:
+    reader = (ResourceType.ACTOR, "act1", {X})
+    on = scope(None, reader, dra=True)
+    off = scope(None, reader, dra=False)
+    d = check(on, Operation.DATASET_ITEMS_PUSH, RUN_DATASET)
+    allowed(d, GrantRoute.DEFAULT_RUN_STORAGE)
+    assert d.reasons == ("default storage of run run1 which it may read",)
+    denied(check(off, Operation.DATASET_ITEMS_GET, RUN_DATASET))
+    denied(check(scope(None, dra=True), Operation.DATASET_ITEMS_GET, RUN_DATASET))
+    denied(check(on, Operation.DATASET_GET, DATASET))  # not a default storage
+
+
+# D11: anyone with the ID may read storages and runs; never by name, never writes.
+def test_d11_general_resource_access() -> None:
+    d = check(None, Operation.DATASET_ITEMS_GET, DATASET, OPEN)
+    allowed(d, GrantRoute.ANONYMOUS)
+    allowed(check(EMPTY, Operation.RUN_GET, RUN, OPEN), GrantRoute.ANONYMOUS)
+    allowed(check(EMPTY, Operation.RECORD_GET, KVS, OPEN), GrantRoute.ANONYMOUS)
+    denied(check(None, Operation.DATASET_ITEMS_GET, DATASET, ACCOUNT), 401)
+    denied(check(EMPTY, Operation.DATASET_ITEMS_GET, DATASET, ACCOUNT), 403)
+    denied(check(None, Operation.DATASET_GET, DATASET, OPEN, by_name=True), 401)
+    denied(check(EMPTY, Operation.DATASET_GET, DATASET, OPEN, by_name=True), 403)
+    denied(check(None, Operation.DATASET_ITEMS_PUSH, DATASET, OPEN), 401)
+    denied(check(EMPTY, Operation.RECORD_PUT, KVS, OPEN), 403)
+    denied(check(EMPTY, Operation.TASK_GET, TASK, OPEN), 403)  # tasks are not affected
+    denied(check(None, Operation.DATASET_GET, None, OPEN), 404)
+    # A token's own route wins over anonymous (D18 order).
+    own = scope(None, (ResourceType.DATASET, "ds1", {R}))
+    allowed(check(own, Operation.DATASET_GET, DATASET, OPEN), GrantRoute.RESOURCE)
+
+
+# D12: authentication first.
+def test_d12_invalid_tokens_are_401_even_for_open_reads() -> None:
+    full = Scope.full()
+    expired = tok(full, expires_at=NOW - timedelta(seconds=1))
+    revoked = tok(full, revoked=True)
+    for token in (expired, revoked):
+        d = check(token, Operation.DATASET_GET, DATASET, OPEN)
+        denied(d, 401)
+        denied(check(token, Operation.DATASET_LIST, None), 401)
+    assert check(expired, Operation.DATASET_GET, DATASET).reasons[0].startswith("token expired")
+    assert check(revoked, Operation.DATASET_GET, DATASET).reasons == ("token revoked",)
+    valid = tok(full, expires_at=NOW + timedelta(seconds=1))
+    allowed(check(valid, Operation.DATASET_GET, DATASET), GrantRoute.UNSCOPED)
+    denied(check(None, Operation.DATASET_GET, DATASET), 401)
+
+
+# D13: users-me and token management need an unscoped token.
+@pytest.mark.parametrize("op", [Operation.USERS_ME, Operation.TOKENS_MANAGE])
+def test_d13_account_endpoints_unscoped_only(op: Operation) -> None:
+    allowed(check(Scope.full(), op, None), GrantRoute.UNSCOPED)
+    everything = scope({g: {R, W, X, C} for g in AccountGroup})
+    denied(check(everything, op, None), 403)
+    denied(check(None, op, None), 401)
+
+
+# D14: webhooks follow their condition.
+def test_d14_webhooks() -> None:
+    runner = scope(None, (ResourceType.ACTOR, "act1", {X}))
+    for op in (Operation.WEBHOOK_GET, Operation.WEBHOOK_UPDATE, Operation.WEBHOOK_DELETE):
+        allowed(check(runner, op, HOOK_ACTOR), GrantRoute.RESOURCE)
+        denied(check(runner, op, HOOK_TASK))  # also needs read on the task
+        denied(check(scope(None, (ResourceType.ACTOR, "act1", {R})), op, HOOK_ACTOR))
+    both = scope(None, (ResourceType.TASK, "task1", {R}), (ResourceType.ACTOR, "act1", {X}))
+    allowed(check(both, Operation.WEBHOOK_GET, HOOK_TASK), GrantRoute.RESOURCE)
+    new_hook = Resource(K.WEBHOOK, "", actor_id="act1")
+    allowed(check(runner, Operation.WEBHOOK_CREATE, new_hook), GrantRoute.RESOURCE)
+    denied(check(runner, Operation.WEBHOOK_CREATE, Resource(K.WEBHOOK, "", actor_id="act2")))
+    moved = Resource(K.WEBHOOK, "wh1", actor_id="act2")
+    denied(check(runner, Operation.WEBHOOK_UPDATE, HOOK_ACTOR, new=moved))
+    mine = Resource(K.WEBHOOK, "wh9", actor_id="act1", created_by_token="tok1")
+    allowed(check(runner, Operation.WEBHOOK_GET, mine), GrantRoute.CREATED)
+
+
+# D15: unscoped tokens may do everything that exists.
+def test_d15_unscoped() -> None:
+    for op, target in [
+        (Operation.TASK_RUN, TASK),
+        (Operation.RECORD_DELETE, KVS),
+        (Operation.SCHEDULE_CREATE, Resource(K.SCHEDULE, "")),
+    ]:
+        allowed(check(Scope.full(), op, target), GrantRoute.UNSCOPED)
+    denied(check(Scope.full(), Operation.TASK_RUN, None), 404)
+
+
+# D16: grants by username~name match resources addressed either way.
+def test_d16_grants_by_name() -> None:
+    by_name = scope(None, (ResourceType.DATASET, "alice~results", {R}))
+    allowed(check(by_name, Operation.DATASET_GET, DATASET), GrantRoute.RESOURCE)
+    denied(check(by_name, Operation.DATASET_GET, KVS))
+    runner = scope(None, (ResourceType.ACTOR, "alice~scraper", {X}))
+    allowed(check(runner, Operation.ACTOR_RUN, ACTOR), GrantRoute.RESOURCE)
+    denied(check(runner, Operation.ACTOR_RUN, ACTOR2))
+
+
+# D18: the first applicable route wins: created > resource > account > default-run-storage.
+def test_d18_route_priority() -> None:
+    mine = Resource(K.DATASET, "dsRun", created_by_token="tok1")
+    every = scope(
+        {AccountGroup.STORAGES: {R}, AccountGroup.ACTORS: {R}},
+        (ResourceType.DATASET, "dsRun", {R}),
+        dra=True,
+    )
+    assert check(every, Operation.DATASET_GET, mine).grant is GrantRoute.CREATED
+    assert check(every, Operation.DATASET_GET, RUN_DATASET).grant is GrantRoute.RESOURCE
+    acc_dra = scope({AccountGroup.STORAGES: {R}, AccountGroup.ACTORS: {R}}, dra=True)
+    assert check(acc_dra, Operation.DATASET_GET, RUN_DATASET).grant is GrantRoute.ACCOUNT
+    d = check(acc_dra, Operation.DATASET_ITEMS_PUSH, RUN_DATASET)
+    assert d.grant is GrantRoute.DEFAULT_RUN_STORAGE
+
+
+# ------------------------------------------------------------------------- required_access
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("GET", "/v2/acts", (Operation.ACTOR_LIST, K.ACTOR, None, R)),
+        ("GET", "/v2/actors/alice~scraper", (Operation.ACTOR_GET, K.ACTOR, "alice~scraper", R)),
+        ("POST", "/v2/acts", (Operation.ACTOR_CREATE, K.ACTOR, None, C)),
+        ("PUT", "/acts/a1", (Operation.ACTOR_UPDATE, K.ACTOR, "a1", W)),
+        ("POST", "/v2/acts/a1/runs?build=latest", (Operation.ACTOR_RUN, K.ACTOR, "a1", X)),
+        ("POST", "/v2/acts/a1/run-sync", (Operation.ACTOR_RUN, K.ACTOR, "a1", X)),
+        ("GET", "/v2/acts/a1/runs", (Operation.ACTOR_RUNS_LIST, K.ACTOR, "a1", R)),
+        ("GET", "/v2/actor-runs", (Operation.RUN_LIST, K.RUN, None, R)),
+        ("GET", "/v2/actor-runs/r1", (Operation.RUN_GET, K.RUN, "r1", R)),
+        ("POST", "/v2/actor-runs/r1/abort", (Operation.RUN_ABORT, K.RUN, "r1", X)),
+        (
+            "POST",
+            "/v2/actor-tasks/alice%7Edaily/runs",
+            (Operation.TASK_RUN, K.TASK, "alice~daily", R),
+        ),
+        ("DELETE", "/v2/actor-tasks/t1", (Operation.TASK_DELETE, K.TASK, "t1", W)),
+        ("POST", "/v2/actor-tasks", (Operation.TASK_CREATE, K.TASK, None, C)),
+        ("GET", "/v2/datasets/d1/items", (Operation.DATASET_ITEMS_GET, K.DATASET, "d1", R)),
+        ("POST", "/v2/datasets/d1/items", (Operation.DATASET_ITEMS_PUSH, K.DATASET, "d1", W)),
+        (
+            "GET",
+            "/v2/key-value-stores/k1/keys",
+            (Operation.KV_STORE_KEYS, KV, "k1", R),
+        ),
+        (
+            "PUT",
+            "/v2/key-value-stores/k1/records/OUT",
+            (Operation.RECORD_PUT, KV, "k1", W),
+        ),
+        (
+            "GET",
+            "/v2/key-value-stores/k1/records/OUT",
+            (Operation.RECORD_GET, KV, "k1", R),
+        ),
+        ("POST", "/v2/request-queues", (Operation.REQUEST_QUEUE_CREATE, K.REQUEST_QUEUE, None, C)),
+        ("PUT", "/v2/schedules/s1", (Operation.SCHEDULE_UPDATE, K.SCHEDULE, "s1", W)),
+        ("DELETE", "/v2/webhooks/w1", (Operation.WEBHOOK_DELETE, K.WEBHOOK, "w1", X)),
+        ("GET", "https://api.apify.com/v2/users/me", (Operation.USERS_ME, None, None, None)),
+        ("POST", "/v2/users/me/tokens", (Operation.TOKENS_MANAGE, None, None, None)),
+        ("DELETE", "/v2/users/me/tokens/t1", (Operation.TOKENS_MANAGE, None, None, None)),
+    ],
+)
+def test_required_access(method: str, path: str, expected: tuple[object, ...]) -> None:
+    got = required_access(method, path)
+    assert got is not None
+    assert (got.operation, got.resource_type, got.resource_ref, got.permission) == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v2/_sandbox/stats"),
+        ("GET", "/v2/unknown"),
+        ("PATCH", "/v2/datasets/d1/items"),
+        ("DELETE", "/v2/actor-runs/r1"),
+        ("GET", "/"),
+        ("GET", "/v2/users/someone"),
+    ],
+)
+def test_required_access_unknown(method: str, path: str) -> None:
+    assert required_access(method, path) is None
+
+
+def _ra(method: str, path: str) -> RequiredAccess:
+    got = required_access(method, path)
+    assert got is not None
+    return got
+
+
+def test_scope_covers() -> None:
+    reader = scope(None, (ResourceType.DATASET, "d1", {W}))
+    assert scope_covers(reader, _ra("GET", "/v2/datasets/d1/items")) is True
+    assert scope_covers(reader, _ra("POST", "/v2/datasets/d1/items")) is True
+    assert scope_covers(reader, _ra("GET", "/v2/datasets")) is True
+    assert scope_covers(reader, _ra("GET", "/v2/users/me")) is False
+    assert scope_covers(Scope.full(), _ra("GET", "/v2/users/me")) is True
+    assert scope_covers(reader, _ra("POST", "/v2/acts")) is False
+    # Another dataset addressed by name might be d1: cannot tell.
+    assert scope_covers(reader, _ra("GET", "/v2/datasets/alice~x")) is None
+    # Another dataset by ID: only anonymous reads could let it through.
+    other = _ra("GET", "/v2/datasets/d2")
+    assert scope_covers(EMPTY, other) is None
+    assert scope_covers(EMPTY, other, general_access=GeneralAccess.RESTRICTED) is False
+    assert scope_covers(EMPTY, _ra("POST", "/v2/datasets/d2/items")) is False
+    creator = scope({AccountGroup.STORAGES: {C}})
+    assert scope_covers(creator, _ra("POST", "/v2/datasets")) is True
+    assert scope_covers(creator, _ra("POST", "/v2/datasets/d2/items")) is None  # maybe created
+    task_reader = scope(None, (ResourceType.TASK, "t1", {R}))
+    assert scope_covers(task_reader, _ra("POST", "/v2/actor-tasks/t1/runs")) is None
+    task_runner = scope({AccountGroup.ACTORS: {X}}, (ResourceType.TASK, "t1", {R}))
+    assert scope_covers(task_runner, _ra("POST", "/v2/actor-tasks/t1/runs")) is True
+    assert scope_covers(task_runner, _ra("GET", "/v2/actor-runs/r1")) is True
+    assert scope_covers(EMPTY, _ra("POST", "/v2/actor-runs/r1/abort")) is False
+    assert scope_covers(EMPTY, _ra("GET", "/v2/webhooks/w1")) is False
+
+
+# ------------------------------------------------------------------------- escalation
+
+
+def test_unscoped_run_paths() -> None:
+    assert unscoped_run_paths(scope({AccountGroup.ACTORS: {X}})) == ()
+    full = unscoped_run_paths(scope({AccountGroup.ACTORS: {X}}, mode=RunMode.FULL))
+    assert full == ("run mode full + account-level actors: run (any Actor)",)
+    one = unscoped_run_paths(scope(None, (ResourceType.ACTOR, "a1", {X}), mode=RunMode.FULL))
+    assert one == ("run mode full + resource actor a1: run",)
+    assert unscoped_run_paths(scope(None, (ResourceType.ACTOR, "a1", {R}), mode=RunMode.FULL)) == ()
+    assert unscoped_run_paths(Scope.full())
+
+
+def test_schedule_escalation_paths() -> None:
+    assert schedule_escalation_paths(scope({AccountGroup.SCHEDULES: {C}})) == ()
+    assert schedule_escalation_paths(scope(None, (ResourceType.ACTOR, "a1", {X}))) == ()
+    paths = schedule_escalation_paths(
+        scope({AccountGroup.SCHEDULES: {C}}, (ResourceType.TASK, "t1", {R}))
+    )
+    assert paths == ("account-level schedules: create + resource task t1: read",)
+    writer = scope(None, (ResourceType.SCHEDULE, "s1", {W}), (ResourceType.ACTOR, "a1", {X}))
+    assert schedule_escalation_paths(writer) == (
+        "resource schedule s1: write + resource actor a1: run",
+    )
+
+
+def test_webhook_conditions() -> None:
+    s = scope(None, (ResourceType.ACTOR, "act1", {X}), (ResourceType.TASK, "task1", {R}))
+    got = {r.id: why for r, why in webhook_conditions("tok1", s, ALL)}
+    assert got == {
+        "act1": "resource actor act1: run",
+        "task1": "resource task task1: read + resource actor act1: run",
+    }
+    assert webhook_conditions("tok1", EMPTY, ALL) == ()
+    assert len(webhook_conditions(None, Scope.full(), ALL)) == 3
+
+
+# ------------------------------------------------------------------------- effective_access
+
+
+def test_effective_access_reasons() -> None:
+    s = scope(
+        {AccountGroup.STORAGES: {R}},
+        (ResourceType.DATASET, "ds1", {W}),
+        (ResourceType.ACTOR, "act1", {X}),
+        dra=True,
+    )
+    ea = effective_access("tok1", s, ALL, ACCOUNT, now=NOW)
+    assert len(ea) == len(ALL)
+    assert ea[DATASET].permissions == {R, W}
+    assert ea[DATASET].reasons == (
+        "read via resource dataset ds1: write",
+        "write via resource dataset ds1: write",
+    )
+    assert ea[KVS].permissions == {R}
+    assert ea[KVS].reasons == ("read via account-level storages: read",)
+    assert ea[RUN_DATASET].permissions == {R, W}
+    assert ea[RUN_DATASET].routes[W] is GrantRoute.DEFAULT_RUN_STORAGE
+    assert ea[ACTOR].permissions == {X}
+    assert ea[ACTOR2].permissions == frozenset()
+    assert ea[TASK].permissions == frozenset()  # run on the Actor but no read on the task
+    assert ea[HOOK_ACTOR].permissions == {R, W}
+    reachable = {r.id for r, _ in ea.reachable()}
+    assert "act2" not in reachable
+    assert "ds1" in reachable
+    revoked = effective_access("tok1", s, ALL, ACCOUNT, now=NOW, revoked=True)
+    assert revoked[DATASET].permissions == frozenset()
+    assert revoked[DATASET].reasons == ("token revoked",)
+    expired = effective_access("tok1", s, ALL, ACCOUNT, now=NOW, expires_at=NOW)
+    assert expired[DATASET].permissions == frozenset()
+    anon = effective_access("tok1", EMPTY, ALL, OPEN, now=NOW, include_anonymous=True)
+    assert anon[KVS].routes == {R: GrantRoute.ANONYMOUS}
+    assert anon[TASK].permissions == frozenset()
+
+
+def test_effective_access_index_reuse() -> None:
+    index = ResourceIndex(ALL)
+    s = scope({AccountGroup.STORAGES: {R}})
+    a = effective_access("tok1", s, index, ACCOUNT, now=NOW)
+    b = effective_access("tok2", s, index, ACCOUNT, now=NOW)
+    assert a[KVS] == b[KVS]
+    assert Resource(K.DATASET, "nope") not in a
+    assert KVS in a
+
+
+# Property: effective_access agrees with decide on every (scope, resource).
+_OP_FOR: dict[tuple[ResourceKind, Permission], Operation] = {
+    (K.ACTOR, R): Operation.ACTOR_GET,
+    (K.ACTOR, X): Operation.ACTOR_RUN,
+    (K.TASK, R): Operation.TASK_GET,
+    (K.TASK, W): Operation.TASK_DELETE,
+    (K.TASK, X): Operation.TASK_RUN,
+    (K.DATASET, R): Operation.DATASET_GET,
+    (K.DATASET, W): Operation.DATASET_DELETE,
+    (K.KEY_VALUE_STORE, R): Operation.KV_STORE_GET,
+    (K.KEY_VALUE_STORE, W): Operation.KV_STORE_DELETE,
+    (K.REQUEST_QUEUE, R): Operation.REQUEST_QUEUE_GET,
+    (K.REQUEST_QUEUE, W): Operation.REQUEST_QUEUE_DELETE,
+    (K.SCHEDULE, R): Operation.SCHEDULE_GET,
+    (K.SCHEDULE, W): Operation.SCHEDULE_DELETE,
+    (K.RUN, R): Operation.RUN_GET,
+    (K.RUN, W): Operation.RUN_ABORT,
+    (K.WEBHOOK, R): Operation.WEBHOOK_GET,
+    (K.WEBHOOK, W): Operation.WEBHOOK_DELETE,
+}
+
+_GRANTABLE = [
+    (ResourceType.ACTOR, "act1"),
+    (ResourceType.ACTOR, "alice~other"),
+    (ResourceType.TASK, "task1"),
+    (ResourceType.DATASET, "ds1"),
+    (ResourceType.DATASET, "dsRun"),
+    (ResourceType.KEY_VALUE_STORE, "kvRun"),
+    (ResourceType.SCHEDULE, "sch1"),
+]
+
+
+@st.composite
+def scopes(draw: st.DrawFn) -> Scope:
+    account = {
+        g: frozenset(draw(st.sets(st.sampled_from([R, W, X, C]), max_size=2)))
+        for g in draw(st.sets(st.sampled_from(list(AccountGroup))))
+    }
+    grants = tuple(
+        ResourceGrant(t, i, frozenset(draw(st.sets(st.sampled_from([R, W, X]), min_size=1))))
+        for t, i in draw(st.lists(st.sampled_from(_GRANTABLE), max_size=4, unique=True))
+    )
+    return Scope(
+        account=account,
+        resources=grants,
+        default_run_storage_access=draw(st.booleans()),
+        actor_run_mode=draw(st.sampled_from(list(RunMode))),
+    )
+
+
+_CREATED = tuple(
+    Resource(r.kind, r.id + "c", actor_id=r.actor_id, task_id=r.task_id, created_by_token="tok1")
+    for r in (TASK, DATASET, SCHEDULE, HOOK_TASK)
+)
+
+
+@settings(max_examples=int(os.environ.get("TG_HYPOTHESIS_EXAMPLES", "150")), deadline=None)
+@given(scopes(), st.booleans())
+def test_effective_access_agrees_with_decide(s: Scope, open_access: bool) -> None:
+    account = OPEN if open_access else ACCOUNT
+    resources = ALL + _CREATED
+    ea = effective_access("tok1", s, resources, account, now=NOW)
+    for r in resources:
+        held = ea[r].permissions
+        for (kind, perm), op in _OP_FOR.items():
+            if kind is not r.kind:
+                continue
+            d = decide(tok(s), op, r, account, related=resources, now=NOW)
+            own = d.allowed and d.grant is not GrantRoute.ANONYMOUS
+            assert own == (perm in held), (r.label, perm, d.explain(), ea[r])
+            if own:
+                assert ea[r].routes[perm] is d.grant
