@@ -1,0 +1,42 @@
+"""Ready-made httpx clients with FailoverAuth and FailoverTransport wired together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tokenguard.failover.auth import FailoverAuth
+from tokenguard.failover.backoff import Backoff
+from tokenguard.failover.pool import TokenPool
+from tokenguard.failover.transport import FailoverTransport
+
+__all__ = ["failover_async_client", "failover_client"]
+
+
+def failover_client(
+    pool: TokenPool,
+    *,
+    backoff: Backoff | None = None,
+    retry_non_idempotent: bool = False,
+    transport: httpx.BaseTransport | None = None,
+    **kwargs: Any,
+) -> httpx.Client:
+    """An ``httpx.Client`` whose requests fail over across ``pool`` (kwargs go to httpx)."""
+    auth = FailoverAuth(pool, backoff=backoff, retry_non_idempotent=retry_non_idempotent)
+    inner = transport if transport is not None else httpx.HTTPTransport()
+    return httpx.Client(auth=auth, transport=FailoverTransport(inner), **kwargs)
+
+
+def failover_async_client(
+    pool: TokenPool,
+    *,
+    backoff: Backoff | None = None,
+    retry_non_idempotent: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
+    **kwargs: Any,
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` whose requests fail over across ``pool``."""
+    auth = FailoverAuth(pool, backoff=backoff, retry_non_idempotent=retry_non_idempotent)
+    inner = transport if transport is not None else httpx.AsyncHTTPTransport()
+    return httpx.AsyncClient(auth=auth, transport=FailoverTransport(inner), **kwargs)
