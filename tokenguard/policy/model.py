@@ -99,17 +99,23 @@ class PolicyValidationError(PolicyError):
     """
 
     def __init__(self, problems: tuple[Diagnostic, ...], *, hint: str | None = None) -> None:
+        problems = tuple(sorted(problems, key=lambda p: (str(p.location.path), p.location.line)))
         if len(problems) == 1:
             message = problems[0].render()
         else:
             lines = "\n".join("  " + p.render() for p in problems)
-            message = f"{len(problems)} problems in policy files:\n{lines}\n"
+            message = f"{len(problems)} problems in policy files:\n{lines}"
         super().__init__(
             message,
             hint=hint
             or "Fix the policy files; `tokenguard policy check` validates them without the API.",
         )
         self.problems = problems
+
+    @property
+    def diagnosis(self) -> str:
+        """The problems, one per line, then the hint on its own line."""
+        return f"{self.message}\n{self.hint}" if self.hint else self.message
 
 
 @dataclass(frozen=True, slots=True)
