@@ -1,0 +1,530 @@
+"""The aiohttp server: authentication, error shapes, envelopes, limits, faults and controls.
+
+One low-level ``aiohttp.web.Server`` handler serves every path through the sandbox's own
+route table (so unknown routes, wrong methods and bad bodies all get Apify's error shape).
+Request bodies are read and decompressed (gzip/deflate, as apify-client sends bodies of
+1 KiB and more) here with a size cap, never by aiohttp, so a decompression bomb or a broken
+stream is a 400 like any other bad input. The server never answers a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from tokenguard.sandbox.grants import Denied, authorize, require_unscoped
+from tokenguard.sandbox.limits import RateLimiter
+from tokenguard.sandbox.protocol import (
+    MAX_BODY_BYTES,
+    Call,
+    Reply,
+    SandboxApiError,
+    forbidden,
+    invalid,
+    not_found,
+)
+from tokenguard.sandbox.routes import ROUTES, Route, RouteTable
+from tokenguard.sandbox.state import Kind, Resource, Run, SandboxState, TokenRow
+
+try:
+    from aiohttp import web
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "The tokenguard sandbox needs aiohttp: pip install 'tokenguard[sandbox]'"
+    ) from exc
+
+log = logging.getLogger(__name__)
+
+CONTROL_PREFIX = "/v2/_sandbox/"
+_JSON = "application/json; charset=utf-8"
+FAULT_STATUSES = frozenset({401, 429, 500, 502, 503, 504})
+_FAULT_TYPES = {
+    401: "user-or-token-not-found",
+    429: "rate-limit-exceeded",
+}
+_RUN_STORAGE = {
+    Kind.DATASET: "dataset_id",
+    Kind.KEY_VALUE_STORE: "kvs_id",
+    Kind.REQUEST_QUEUE: "rq_id",
+}
+
+
+def _bad_id(ref: str) -> bool:
+    # IDs are 17 alphanumerics and names are username~name; anything with other characters
+    # (or absurdly long) is malformed input, not a missing resource.
+    return len(ref) > 256 or not all(c.isalnum() or c in "-_.~" for c in ref)
+
+
+@dataclass(slots=True)
+class Fault:
+    """A pending injected fault: ``kind`` is ``status``, ``latency`` or ``drop``."""
+
+    kind: str
+    count: int
+    status: int = 0
+    ms: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form for the faults control's answer."""
+        out: dict[str, Any] = {"kind": self.kind, "count": self.count}
+        if self.kind == "status":
+            out["status"] = self.status
+        if self.kind == "latency":
+            out["ms"] = self.ms
+        return out
+
+
+class SandboxApp:
+    """The request handler and everything it keeps between requests."""
+
+    def __init__(self, state: SandboxState, *, rate_limit: float | None = None) -> None:
+        self.state = state
+        self.table = RouteTable(ROUTES)
+        self.limiter = RateLimiter(rate_limit)
+        self.faults: list[Fault] = []
+        self.stats: Counter[tuple[str, str, int]] = Counter()
+        self.base_url = ""
+
+    # -- entry point ---------------------------------------------------------------------
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Serve one request; never lets an exception escape as a traceback."""
+        try:
+            return await self._handle(request)
+        except Exception:
+            log.exception("sandbox: unexpected error")
+            return self._error(SandboxApiError(500, "internal-server-error", "Internal error"))
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        raw_path = request.raw_path.split("?", 1)[0]
+        try:
+            path = "/".join(unquote(seg, errors="strict") for seg in raw_path.split("/"))
+        except UnicodeDecodeError:
+            return self._error(invalid("The request path is not valid UTF-8"))
+        method = request.method.upper()
+        head = method == "HEAD"
+        if head:
+            method = "GET"
+        if path.startswith(CONTROL_PREFIX):
+            return await self._control(request, method, path)
+        route, params, known = self.table.match(method, path)
+        label = route.pattern if route is not None else "<unknown>"
+
+        fault = self._next_fault()
+        if fault is not None:
+            if fault.kind == "drop":
+                self.stats[(request.method, label, 0)] += 1
+                if request.transport is not None:
+                    request.transport.close()
+                return web.Response(status=500)
+            if fault.kind == "latency":
+                await asyncio.sleep(fault.ms / 1000)
+            else:
+                error = SandboxApiError(
+                    fault.status,
+                    _FAULT_TYPES.get(fault.status, "internal-server-error"),
+                    f"Injected fault: HTTP {fault.status}",
+                )
+                if fault.status == 429:
+                    error.headers["X-RateLimit-Limit"] = str(self.limiter.account_limit)
+                return self._finish(request.method, label, self._error(error))
+
+        try:
+            reply = await self._dispatch(request, method, path, (route, params, known))
+        except SandboxApiError as exc:
+            response = self._error(exc)
+        else:
+            response = self._render(reply, head=head)
+        return self._finish(request.method, label, response)
+
+    def _finish(self, method: str, label: str, response: web.Response) -> web.Response:
+        self.stats[(method, label, response.status)] += 1
+        return response
+
+    def _next_fault(self) -> Fault | None:
+        if not self.faults:
+            return None
+        fault = self.faults[0]
+        fault.count -= 1
+        if fault.count <= 0:
+            self.faults.pop(0)
+        return fault
+
+    # -- the normal path -----------------------------------------------------------------
+
+    async def _dispatch(
+        self,
+        request: web.BaseRequest,
+        method: str,
+        path: str,
+        match: tuple[Route | None, dict[str, str], bool],
+    ) -> Reply:
+        route, params, known = match
+        if not self.limiter.take_account():
+            raise SandboxApiError(
+                429,
+                "rate-limit-exceeded",
+                "Rate limit exceeded for the account",
+                {"X-RateLimit-Limit": str(self.limiter.account_limit)},
+            )
+        if route is None:
+            if known:
+                raise SandboxApiError(
+                    405, "method-not-allowed", f"Method {request.method} is not allowed here"
+                )
+            raise SandboxApiError(404, "page-not-found", f"Page {path!r} was not found")
+        body = await self._read_body(request)
+        token = self._authenticate(request)
+        call = Call(
+            state=self.state,
+            method=method,
+            path=path,
+            params=params,
+            query=request.query,
+            body=body,
+            content_type=request.headers.get("Content-Type", ""),
+            base_url=self.base_url,
+            token=token,
+        )
+        anonymous_possible = (
+            route.anonymous_ok and self.state.general_access.value == "ANYONE_WITH_ID_CAN_READ"
+        )
+        if token is None and not anonymous_possible:
+            raise SandboxApiError(
+                401, "token-not-provided", "Authentication token was not provided"
+            )
+        if route.target is not None:
+            call.target, call.by_name = self._resolve(route, params)
+            if not self.limiter.take_resource(call.target.id, route.rate):
+                raise SandboxApiError(
+                    429,
+                    "rate-limit-exceeded",
+                    f"Rate limit of {route.rate} requests per second exceeded "
+                    f"for {call.target.kind.value} {call.target.id}",
+                    {"X-RateLimit-Limit": str(route.rate)},
+                )
+        try:
+            # Only D11 reads get here without a token; anything else needs one (D12).
+            if token is None and (call.target is None or route.permission is None):
+                raise SandboxApiError(
+                    401, "token-not-provided", "Authentication token was not provided"
+                )
+            if route.unscoped_only and token is not None:
+                call.grant = require_unscoped(token, route.unscoped_only)
+            if route.permission is not None and call.target is not None:
+                call.grant = authorize(
+                    self.state,
+                    token,
+                    route.permission,
+                    call.target,
+                    by_name=call.by_name,
+                    anonymous_ok=route.anonymous_ok,
+                )
+                if token is None and call.grant != "anonymous":  # pragma: no cover
+                    raise Denied("anonymous")
+        except Denied as exc:
+            if token is None:
+                raise SandboxApiError(
+                    401, "token-not-provided", "Authentication token was not provided"
+                ) from None
+            raise forbidden(str(exc)) from None
+        reply = route.handler(call)
+        if call.grant is not None and not route.listing and reply.status < 400:
+            reply.headers["X-Sandbox-Grant"] = call.grant
+        return reply
+
+    def _resolve(self, route: Route, params: dict[str, str]) -> tuple[Resource, bool]:
+        assert route.target is not None
+        ref = params["id"]
+        if _bad_id(ref):
+            raise invalid(f"Invalid resource ID or name: {ref[:80]!r}")
+        if route.via_run:
+            run, by_name = self.state.lookup(Kind.RUN, ref)
+            if run is None:
+                raise not_found(f"Actor run {ref!r}")
+            assert isinstance(run, Run)
+            storage = self.state.get(route.target, getattr(run, _RUN_STORAGE[route.target]))
+            if storage is None:
+                raise not_found(f"Default {route.target.value} of run {ref!r}")
+            return storage, by_name
+        resource, by_name = self.state.lookup(route.target, ref)
+        if resource is None:
+            raise not_found(f"{_label(route.target)} {ref!r}")
+        return resource, by_name
+
+    def _authenticate(self, request: web.BaseRequest) -> TokenRow | None:
+        header = request.headers.get("Authorization", "")
+        secret: str | None = None
+        if header:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise SandboxApiError(
+                    401, "user-or-token-not-found", "User was not found or token is not valid"
+                )
+            secret = value.strip()
+        else:
+            secret = request.query.get("token") or None
+        if secret is None:
+            return None
+        row = self.state.token_by_secret(secret)
+        if row is None or row.expired(self.state.clock.now()):
+            # D12: unknown, revoked and expired tokens all look the same.
+            raise SandboxApiError(
+                401, "user-or-token-not-found", "User was not found or token is not valid"
+            )
+        return row
+
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        if not request.body_exists:
+            return b""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                chunk = await request.content.readany()
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise _too_large()
+                chunks.append(chunk)
+        except (web.HTTPException, ConnectionError, asyncio.IncompleteReadError) as exc:
+            raise invalid("The request body could not be read") from exc
+        except Exception as exc:  # aiohttp payload errors (bad chunking, ...)
+            if isinstance(exc, SandboxApiError):
+                raise
+            raise invalid("The request body could not be read") from None
+        body = b"".join(chunks)
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding in ("", "identity"):
+            return body
+        if encoding not in ("gzip", "deflate", "x-gzip"):
+            raise SandboxApiError(
+                400,
+                "unsupported-content-encoding",
+                f"Content-Encoding {encoding!r} is not supported (use gzip or deflate)",
+            )
+        return _decompress(body, encoding)
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def _render(self, reply: Reply, *, head: bool = False) -> web.Response:
+        if reply.body is None:
+            body = b""
+        elif isinstance(reply.body, bytes):
+            body = reply.body
+        else:
+            body = json.dumps(reply.body, separators=(",", ":")).encode()
+        headers = dict(reply.headers)
+        if reply.status != 204:
+            headers["Content-Type"] = reply.content_type
+        if head:
+            headers["Content-Length"] = str(len(body))
+            return web.Response(status=reply.status, headers=headers)
+        return web.Response(status=reply.status, body=body or None, headers=headers)
+
+    def _error(self, exc: SandboxApiError) -> web.Response:
+        payload = {"error": {"type": exc.error_type, "message": exc.message}}
+        headers = {"Content-Type": _JSON, **exc.headers}
+        return web.Response(status=exc.status, body=json.dumps(payload).encode(), headers=headers)
+
+    # -- test controls -------------------------------------------------------------------
+
+    async def _control(
+        self, request: web.BaseRequest, method: str, path: str
+    ) -> web.StreamResponse:
+        try:
+            token = self._authenticate(request)
+            if token is None:
+                raise SandboxApiError(
+                    401, "token-not-provided", "Authentication token was not provided"
+                )
+            if token.id != self.state.admin_token_id:
+                raise forbidden("Sandbox test controls need the sandbox admin token")
+            body = await self._read_body(request)
+            call = Call(
+                state=self.state,
+                method=method,
+                path=path,
+                params={},
+                query=request.query,
+                body=body,
+                content_type=request.headers.get("Content-Type", ""),
+                base_url=self.base_url,
+                token=token,
+            )
+            name = path[len(CONTROL_PREFIX) :].strip("/")
+            return self._render(self._control_reply(name, method, call))
+        except SandboxApiError as exc:
+            return self._error(exc)
+
+    def _control_reply(self, name: str, method: str, call: Call) -> Reply:
+        if name == "clock" and method == "POST":
+            body = call.json_object()
+            seconds = body.get("advanceSeconds")
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+                raise invalid("advanceSeconds must be a non-negative number")
+            now = self.state.clock.advance(float(seconds))
+            return Reply(200, {"data": {"now": _iso(now)}})
+        if name == "clock" and method == "GET":
+            return Reply(200, {"data": {"now": _iso(self.state.clock.now())}})
+        if name == "faults" and method == "POST":
+            self.faults.append(_parse_fault(call.json_object()))
+            return Reply(200, {"data": {"pending": [f.to_json() for f in self.faults]}})
+        if name == "faults" and method == "GET":
+            return Reply(200, {"data": {"pending": [f.to_json() for f in self.faults]}})
+        if name == "faults" and method == "DELETE":
+            self.faults.clear()
+            return Reply(200, {"data": {"pending": []}})
+        if name == "settings" and method in ("PUT", "POST"):
+            body = call.json_object()
+            value = body.get("generalResourceAccess")
+            allowed = ("RESTRICTED", "ANYONE_WITH_ID_CAN_READ")
+            if value not in allowed:
+                raise invalid("generalResourceAccess must be RESTRICTED or ANYONE_WITH_ID_CAN_READ")
+            from tokenguard.sandbox.state import GeneralResourceAccess
+
+            self.state.general_access = GeneralResourceAccess(value)
+            return Reply(200, {"data": self._settings()})
+        if name == "settings" and method == "GET":
+            return Reply(200, {"data": self._settings()})
+        if name == "stats" and method == "GET":
+            return Reply(200, {"data": self.stats_json()})
+        if name == "stats" and method == "DELETE":
+            self.stats.clear()
+            return Reply(200, {"data": self.stats_json()})
+        raise SandboxApiError(404, "page-not-found", f"No sandbox control {name!r} for {method}")
+
+    def _settings(self) -> dict[str, Any]:
+        return {"generalResourceAccess": self.state.general_access.value}
+
+    def stats_json(self) -> dict[str, Any]:
+        """Request counts by method, route pattern and status (test controls excluded)."""
+        items = [
+            {"method": m, "route": r, "status": s, "count": c}
+            for (m, r, s), c in sorted(self.stats.items())
+        ]
+        return {"total": sum(self.stats.values()), "items": items}
+
+
+def _iso(value: Any) -> str | None:
+    from tokenguard.sandbox.state import iso
+
+    return iso(value)
+
+
+def _label(kind: Kind) -> str:
+    from tokenguard.sandbox.handlers import label
+
+    return label(kind)
+
+
+def _too_large() -> SandboxApiError:
+    return SandboxApiError(
+        400,
+        "request-too-large",
+        f"The request body is larger than the {MAX_BODY_BYTES // (1024 * 1024)} MB limit",
+    )
+
+
+def _decompress(body: bytes, encoding: str) -> bytes:
+    wbits = 16 + zlib.MAX_WBITS if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
+    try:
+        decoder = zlib.decompressobj(wbits)
+        out = decoder.decompress(body, MAX_BODY_BYTES + 1)
+        if len(out) > MAX_BODY_BYTES or decoder.unconsumed_tail:
+            raise _too_large()
+        out += decoder.flush()
+        if not decoder.eof:
+            raise zlib.error("truncated stream")
+    except zlib.error:
+        if encoding == "deflate":
+            # Some clients send raw deflate without the zlib header.
+            try:
+                raw = zlib.decompressobj(-zlib.MAX_WBITS)
+                out = raw.decompress(body, MAX_BODY_BYTES + 1)
+                if len(out) > MAX_BODY_BYTES or raw.unconsumed_tail:
+                    raise _too_large() from None
+                if raw.eof:
+                    return out
+            except zlib.error:
+                pass
+        raise invalid(f"The request body is not valid {encoding} data") from None
+    if len(out) > MAX_BODY_BYTES:
+        raise _too_large()
+    return out
+
+
+def _parse_fault(body: dict[str, Any]) -> Fault:
+    count = body.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise invalid("count must be a positive integer")
+    kind = body.get("kind")
+    if kind is None and "status" in body:
+        kind = "status"
+    if kind == "status":
+        status = body.get("status")
+        if status not in FAULT_STATUSES:
+            allowed = ", ".join(str(s) for s in sorted(FAULT_STATUSES))
+            raise invalid(f"status must be one of {allowed}")
+        return Fault("status", count, status=int(status))
+    if kind == "latency":
+        ms = body.get("ms")
+        if isinstance(ms, bool) or not isinstance(ms, int) or not 0 <= ms <= 60_000:
+            raise invalid("ms must be an integer between 0 and 60000")
+        return Fault("latency", count, ms=ms)
+    if kind == "drop":
+        return Fault("drop", count)
+    raise invalid("A fault is {status, count}, {kind: latency, ms, count} or {kind: drop, count}")
+
+
+class SandboxServer:
+    """A running sandbox bound to ``host:port`` (``port=0`` picks a free port)."""
+
+    def __init__(
+        self,
+        state: SandboxState,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8642,
+        rate_limit: float | None = None,
+    ) -> None:
+        self.app = SandboxApp(state, rate_limit=rate_limit)
+        self.host = host
+        self.port = port
+        self._runner: web.ServerRunner | None = None
+        self.url = ""
+
+    @property
+    def state(self) -> SandboxState:
+        """The account being served."""
+        return self.app.state
+
+    async def start(self) -> str:
+        """Bind and start serving; returns the base URL (``http://host:port``)."""
+        server = web.Server(self.app.handle, auto_decompress=False, access_log=None)
+        self._runner = web.ServerRunner(server, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        port = self.port
+        for address in self._runner.addresses:
+            # (host, port) for IPv4, (host, port, flow, scope) for IPv6.
+            port = int(address[1])
+            break
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        self.url = f"http://{host}:{port}"
+        self.app.base_url = self.url
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop serving and close every connection."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
