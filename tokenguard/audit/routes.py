@@ -1,0 +1,274 @@
+"""Indirect routes: how a token reaches more than its scope says, drawn as chains.
+
+- FULL run mode: Run on an Actor -> the run gets an unscoped token -> everything.
+- Schedules: create/write a schedule + a target it may schedule -> scheduled runs are always
+  unscoped -> everything.
+- Webhooks: Run on an Actor (or a task it may run) -> it may create webhooks there -> they are
+  dispatched later with the token's scope.
+- Anonymous reads: general resource access "anyone with ID can read" -> storages and runs.
+
+The triggers come from :mod:`tokenguard.permissions` (``unscoped_run_paths``,
+``schedule_escalation_paths``, ``webhook_conditions``, ``decide``); this module turns them into
+concrete chains through the account's resources and into findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from tokenguard.audit.findings import Finding, FindingKind, make_finding
+from tokenguard.audit.report import EscalationPath, TokenEntry, resource_key
+from tokenguard.permissions import (
+    STORAGE_KINDS,
+    Account,
+    AccountGroup,
+    EffectiveAccess,
+    GeneralAccess,
+    Operation,
+    Permission,
+    Resource,
+    ResourceIndex,
+    ResourceKind,
+    ScheduleAction,
+    ScheduleActionType,
+    TokenContext,
+    decide,
+    schedule_escalation_paths,
+    unscoped_run_paths,
+    webhook_conditions,
+)
+
+EVERYTHING = "everything in the account (unscoped token)"
+
+
+def _label(r: Resource) -> str:
+    return f"{r.kind.value} {r.tilde_name or r.id}"
+
+
+def _reason(ea: EffectiveAccess, r: Resource, perm: Permission) -> str | None:
+    access = ea[r]
+    if perm not in access.permissions:
+        return None
+    for text in access.reasons:
+        head, _, reason = text.partition(" via ")
+        if head == perm.value:
+            return reason
+    return perm.value
+
+
+#: At most this many chains per token and route (the finding counts them all).
+MAX_PATHS = 10
+
+
+def full_run_paths(
+    token: TokenEntry, ea: EffectiveAccess, actors: Sequence[Resource]
+) -> list[EscalationPath]:
+    """Runs of Actors the token may start in FULL run mode (tasks need Run on the Actor too)."""
+    scope = token.scope
+    if scope is None or scope.unscoped or not unscoped_run_paths(scope):
+        return []
+    out: list[EscalationPath] = []
+    for r in actors:
+        if len(out) >= MAX_PATHS:
+            break
+        why = _reason(ea, r, Permission.RUN)
+        if why is None:
+            continue
+        out.append(
+            EscalationPath(
+                token.key,
+                FindingKind.ESCALATION_FULL_RUN.value,
+                (
+                    f"token {token.name}",
+                    f"run {_label(r)} ({why})",
+                    "actorRunMode=full: the run gets an unscoped token",
+                    EVERYTHING,
+                ),
+                via=resource_key(r.kind, r.id),
+            )
+        )
+    if not out:
+        # Account-level Run with no Actor yet: the route opens with the first Actor.
+        for trigger in unscoped_run_paths(scope):
+            out.append(
+                EscalationPath(
+                    token.key,
+                    FindingKind.ESCALATION_FULL_RUN.value,
+                    (f"token {token.name}", trigger, "the run gets an unscoped token", EVERYTHING),
+                )
+            )
+    return out
+
+
+def schedule_paths(
+    token: TokenEntry,
+    ea: EffectiveAccess,
+    index: ResourceIndex,
+    account: Account,
+    by_kind: Mapping[ResourceKind, Sequence[Resource]],
+    *,
+    now: datetime,
+) -> list[EscalationPath]:
+    """Schedules the token may create or change to trigger a target it may schedule."""
+    scope = token.scope
+    if scope is None or scope.unscoped or not schedule_escalation_paths(scope):
+        return []
+    ctx = TokenContext(token.token_id or "", scope, token.expires_at, token.on_platform is False)
+    if ctx.invalid_reason(now) is not None:
+        return []
+    targets: list[tuple[ScheduleAction, Resource, str]] = []
+    for r in by_kind.get(ResourceKind.ACTOR, ()):
+        why = _reason(ea, r, Permission.RUN)
+        if why is not None:
+            targets.append((ScheduleAction(ScheduleActionType.RUN_ACTOR, r.id), r, why))
+        if len(targets) >= MAX_PATHS:
+            break
+    for r in by_kind.get(ResourceKind.TASK, ()):
+        if len(targets) >= 2 * MAX_PATHS:
+            break
+        why = _reason(ea, r, Permission.READ)
+        if why is not None:
+            targets.append((ScheduleAction(ScheduleActionType.RUN_ACTOR_TASK, r.id), r, why))
+    out: list[EscalationPath] = []
+    for action, target, why in targets:
+        if len(out) >= MAX_PATHS:
+            break
+        verb = "run" if action.type is ScheduleActionType.RUN_ACTOR else "run task"
+        step_target = f"schedule action: {verb} {_label(target)} ({why})"
+        create = decide(
+            ctx,
+            Operation.SCHEDULE_CREATE,
+            Resource(ResourceKind.SCHEDULE, "", actions=(action,)),
+            account,
+            related=index,
+            now=now,
+        )
+        if create.allowed:
+            out.append(
+                EscalationPath(
+                    token.key,
+                    FindingKind.ESCALATION_SCHEDULE.value,
+                    (
+                        f"token {token.name}",
+                        f"create a schedule ({create.reasons[0]})",
+                        step_target,
+                        "scheduled runs always get an unscoped token",
+                        EVERYTHING,
+                    ),
+                    via=resource_key(target.kind, target.id),
+                )
+            )
+            continue
+        for sched in by_kind.get(ResourceKind.SCHEDULE, ()):
+            update = decide(
+                ctx,
+                Operation.SCHEDULE_UPDATE,
+                sched,
+                account,
+                related=index,
+                now=now,
+                new=replace(sched, actions=(action,)),
+            )
+            if update.allowed:
+                out.append(
+                    EscalationPath(
+                        token.key,
+                        FindingKind.ESCALATION_SCHEDULE.value,
+                        (
+                            f"token {token.name}",
+                            f"change {_label(sched)} ({update.reasons[0]})",
+                            step_target,
+                            "scheduled runs always get an unscoped token",
+                            EVERYTHING,
+                        ),
+                        via=resource_key(sched.kind, sched.id),
+                    )
+                )
+                break
+    return out
+
+
+def webhook_paths(
+    token: TokenEntry, index: ResourceIndex, *, now: datetime
+) -> list[EscalationPath]:
+    """Actors and tasks on which the token may create webhooks (dispatched with its scope)."""
+    scope = token.scope
+    if scope is None or scope.unscoped:
+        return []
+    ctx = TokenContext(token.token_id or "", scope, token.expires_at, token.on_platform is False)
+    if ctx.invalid_reason(now) is not None:
+        return []
+    grants_run = Permission.RUN in scope.account_permissions(AccountGroup.ACTORS) or any(
+        Permission.RUN in g.permissions for g in scope.resources
+    )
+    if not grants_run:
+        return []  # webhooks need Run on an Actor (directly or through a task, D14)
+    out: list[EscalationPath] = []
+    for r, why in webhook_conditions(token.token_id, scope, index)[:MAX_PATHS]:
+        out.append(
+            EscalationPath(
+                token.key,
+                FindingKind.WEBHOOK_ROUTE.value,
+                (
+                    f"token {token.name}",
+                    f"{why}",
+                    f"create a webhook on {_label(r)}",
+                    "the webhook is dispatched later with this token's scope",
+                ),
+                via=resource_key(r.kind, r.id),
+            )
+        )
+    return out
+
+
+def route_findings(token: TokenEntry, paths: Sequence[EscalationPath]) -> list[Finding]:
+    """One finding per token and route kind; its path is the first chain, sorted by via."""
+    out: list[Finding] = []
+    for kind in (
+        FindingKind.ESCALATION_FULL_RUN,
+        FindingKind.ESCALATION_SCHEDULE,
+        FindingKind.WEBHOOK_ROUTE,
+    ):
+        mine = sorted((p for p in paths if p.kind == kind.value), key=lambda p: p.via or "")
+        if not mine:
+            continue
+        first = mine[0]
+        more = f" (and {len(mine) - 1} more)" if len(mine) > 1 else ""
+        vias = ", ".join(p.via for p in mine[:5] if p.via)
+        message = {
+            FindingKind.ESCALATION_FULL_RUN: f"Token {token.name} reaches everything: it may "
+            f"start runs in FULL run mode via {vias or 'any Actor'}{more}.",
+            FindingKind.ESCALATION_SCHEDULE: f"Token {token.name} reaches everything: it may "
+            f"schedule {vias}{more}, and scheduled runs are unscoped.",
+            FindingKind.WEBHOOK_ROUTE: f"Token {token.name} may create webhooks on {vias}"
+            f"{more}; they are dispatched with its scope.",
+        }[kind]
+        out.append(make_finding(kind, message, token=token.key, path=first.steps))
+    return out
+
+
+def anonymous_finding(
+    general: GeneralAccess | None, resources: Sequence[Resource]
+) -> tuple[list[EscalationPath], list[Finding]]:
+    """The "anyone with ID can read" route for the whole account."""
+    if general is not GeneralAccess.ANYONE_WITH_ID_CAN_READ:
+        return [], []
+    storages = [r for r in resources if r.kind in STORAGE_KINDS]
+    runs = [r for r in resources if r.kind is ResourceKind.RUN]
+    steps = (
+        "anyone (no token)",
+        "knows a storage or run ID",
+        "general resource access: anyone with ID can read",
+        f"read {len(storages)} storages and {len(runs)} runs",
+    )
+    path = EscalationPath("(anyone)", FindingKind.ANONYMOUS_ACCESS.value, steps)
+    finding = make_finding(
+        FindingKind.ANONYMOUS_ACCESS,
+        f"The account's general resource access is 'anyone with ID can read': "
+        f"{len(storages)} storages and {len(runs)} runs are readable without a token.",
+        path=steps,
+        identity=("account",),
+    )
+    return [path], [finding]
