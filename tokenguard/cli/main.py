@@ -54,6 +54,7 @@ def _register() -> None:
     # One import per command family; each module adds its commands to ``main``.
     import tokenguard.cli.policy  # noqa: F401
     import tokenguard.cli.rotate  # noqa: F401
+    import tokenguard.cli.vault  # noqa: F401
     from tokenguard.cli import sandbox  # noqa: F401
 
 
