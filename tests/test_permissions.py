@@ -647,7 +647,7 @@ def scopes(draw: st.DrawFn) -> Scope:
     }
     grants = tuple(
         ResourceGrant(t, i, frozenset(draw(st.sets(st.sampled_from([R, W, X]), min_size=1))))
-        for t, i in draw(st.lists(st.sampled_from(_GRANTABLE), max_size=4, unique=True))
+        for t, i in draw(st.lists(st.sampled_from(_GRANTABLE_RANDOM), max_size=5, unique=True))
     )
     return Scope(
         account=account,
@@ -657,25 +657,79 @@ def scopes(draw: st.DrawFn) -> Scope:
     )
 
 
-_CREATED = tuple(
-    Resource(r.kind, r.id + "c", actor_id=r.actor_id, task_id=r.task_id, created_by_token="tok1")
-    for r in (TASK, DATASET, SCHEDULE, HOOK_TASK)
-)
+@st.composite
+def accounts(draw: st.DrawFn) -> tuple[Resource, ...]:
+    """A random account: Actors, tasks, runs sharing or owning default storages, storages
+    (some created by tok1), schedules and webhooks on Actors or tasks."""
+    actor_ids = ["act1", "act2", "act3"]
+    out: list[Resource] = [
+        Resource(K.ACTOR, "act1", name="scraper", username="alice"),
+        Resource(K.ACTOR, "act2", name="other", username="alice"),
+        Resource(K.ACTOR, "act3"),
+    ]
+    creator = st.sampled_from([None, "tok1", "tok2"])
+    for i in range(draw(st.integers(0, 4))):
+        actor = draw(st.sampled_from([*actor_ids, "gone", None]))
+        out.append(Resource(K.TASK, f"task{i}", actor_id=actor, created_by_token=draw(creator)))
+    task_ids = [r.id for r in out if r.kind is K.TASK]
+    storage_pool = st.sampled_from([None, "dsRun", "ds1", "ds2", "kvRun"])
+    for i in range(draw(st.integers(0, 5))):
+        task = draw(st.sampled_from([None, *task_ids]))
+        out.append(
+            Resource(
+                K.RUN,
+                f"run{i}",
+                actor_id=draw(st.sampled_from([*actor_ids, None])),
+                task_id=task,
+                default_dataset_id=draw(storage_pool),
+                default_key_value_store_id=draw(st.sampled_from([None, "kvRun", "kv1"])),
+            )
+        )
+    for sid in ("dsRun", "ds1", "ds2", "ds3"):
+        out.append(Resource(K.DATASET, sid, created_by_token=draw(creator)))
+    for sid in ("kvRun", "kv1"):
+        out.append(Resource(K.KEY_VALUE_STORE, sid, created_by_token=draw(creator)))
+    out.append(Resource(K.SCHEDULE, "sch1", created_by_token=draw(creator)))
+    for i in range(draw(st.integers(0, 3))):
+        on_task = draw(st.booleans()) and task_ids
+        out.append(
+            Resource(
+                K.WEBHOOK,
+                f"wh{i}",
+                task_id=draw(st.sampled_from(task_ids)) if on_task else None,
+                actor_id=None if on_task else draw(st.sampled_from(actor_ids)),
+                created_by_token=draw(creator),
+            )
+        )
+    return tuple(out)
+
+
+_GRANTABLE_RANDOM = [
+    *_GRANTABLE,
+    (ResourceType.TASK, "task0"),
+    (ResourceType.TASK, "task2"),
+    (ResourceType.DATASET, "ds2"),
+    (ResourceType.ACTOR, "act3"),
+]
 
 
 @settings(max_examples=int(os.environ.get("TG_HYPOTHESIS_EXAMPLES", "150")), deadline=None)
-@given(scopes(), st.booleans())
-def test_effective_access_agrees_with_decide(s: Scope, open_access: bool) -> None:
+@given(scopes(), accounts(), st.booleans())
+def test_effective_access_agrees_with_decide(
+    s: Scope, resources: tuple[Resource, ...], open_access: bool
+) -> None:
     account = OPEN if open_access else ACCOUNT
-    resources = ALL + _CREATED
-    ea = effective_access("tok1", s, resources, account, now=NOW)
-    for r in resources:
-        held = ea[r].permissions
+    index = ResourceIndex(resources)
+    ea = effective_access("tok1", s, index, account, now=NOW)
+    table = ea.table()
+    for r, row in zip(resources, table, strict=True):
+        assert ea[r] == row
+        held = row.permissions
         for (kind, perm), op in _OP_FOR.items():
             if kind is not r.kind:
                 continue
-            d = decide(tok(s), op, r, account, related=resources, now=NOW)
+            d = decide(tok(s), op, r, account, related=index, now=NOW)
             own = d.allowed and d.grant is not GrantRoute.ANONYMOUS
-            assert own == (perm in held), (r.label, perm, d.explain(), ea[r])
+            assert own == (perm in held), (r.label, perm, d.explain(), row)
             if own:
-                assert ea[r].routes[perm] is d.grant
+                assert row.routes[perm] is d.grant

@@ -223,11 +223,11 @@ class ResourceKind(StrEnum):
     @property
     def resource_type(self) -> ResourceType | None:
         """The matching :class:`ResourceType`, or None for runs and webhooks."""
-        try:
-            return ResourceType(self.value)
-        except ValueError:
-            return None
+        return _TYPE_OF.get(self)
 
+
+_TYPE_OF: dict[ResourceKind, ResourceType] = {ResourceKind(t.value): t for t in ResourceType}
+_KIND_OF: dict[ResourceType, ResourceKind] = {t: k for k, t in _TYPE_OF.items()}
 
 STORAGE_KINDS: frozenset[ResourceKind] = frozenset(
     {ResourceKind.DATASET, ResourceKind.KEY_VALUE_STORE, ResourceKind.REQUEST_QUEUE}
@@ -605,6 +605,14 @@ class ResourceIndex:
         self.webhooks_by_task: dict[str, list[Resource]] = {}
         self.runs_by_storage: dict[tuple[ResourceKind, str], list[Resource]] = {}
         self.created_by: dict[str, list[Resource]] = {}
+        #: Position of each resource, by object identity and by ``(kind, id)``.
+        self.position: dict[int, int] = {}
+        self.position_by_key: dict[tuple[ResourceKind, str], int] = {}
+        #: Per position: a small class number. Resources of one class that no grant names
+        #: get the same access from a token (see :class:`EffectiveAccess`).
+        self.class_of: list[int] = []
+        #: Per position: for a run's default storage, the first run it belongs to.
+        self.dra_run: list[str | None] = []
         for r in self.resources:
             self.by_key[r.key] = r
             if r.tilde_name:
@@ -625,6 +633,36 @@ class ResourceIndex:
                     self.webhooks_by_actor.setdefault(r.actor_id, []).append(r)
                 if r.task_id:
                     self.webhooks_by_task.setdefault(r.task_id, []).append(r)
+
+        classes: dict[tuple[object, ...], int] = {}
+        for pos, r in enumerate(self.resources):
+            self.position[id(r)] = pos
+            self.position_by_key.setdefault(r.key, pos)
+            runs = self.runs_by_storage.get(r.key)
+            self.class_of.append(classes.setdefault(self._shape(r, pos), len(classes)))
+            self.dra_run.append(runs[0].id if runs else None)
+        self.n_classes = len(classes)
+        #: Members of each class, by position.
+        self.class_members: list[list[int]] = [[] for _ in range(self.n_classes)]
+        for pos, cls in enumerate(self.class_of):
+            self.class_members[cls].append(pos)
+
+    def _shape(self, r: Resource, pos: int) -> tuple[object, ...]:
+        """What the rules look at besides grants: resources with the same shape that no grant
+        names (directly or through what they depend on) get the same access."""
+        if r.kind is _K.TASK:
+            return (r.kind, bool(r.actor_id))
+        if r.kind is _K.RUN:
+            return (r.kind, bool(r.actor_id), bool(r.task_id))
+        if r.kind is _K.WEBHOOK:
+            task = self.by_key.get((_K.TASK, r.task_id)) if r.task_id else None
+            return (r.kind, bool(r.actor_id), bool(r.task_id), bool(task and task.actor_id))
+        runs = self.runs_by_storage.get(r.key)
+        if not runs:
+            return (r.kind,)
+        if len(runs) > 1:
+            return ("own", pos)  # shared by several runs: always evaluated on its own
+        return (r.kind, "default storage", self._shape(runs[0], pos))
 
     def __len__(self) -> int:
         return len(self.resources)
@@ -1088,10 +1126,12 @@ def _all_met(reqs: list[_Requirement]) -> list[_Via]:
 class EffectiveAccess(Mapping[Resource, Access]):
     """Resource -> :class:`Access` for one token, computed lazily.
 
-    Building it costs O(size of the scope + resources the token created); each look-up is
-    O(1). Resources the scope does not name (and that do not depend on a named one) share
-    one cached answer per kind, so iterating all resources stays cheap. Keys are the indexed
-    resources; ``reachable()`` yields only those with some access.
+    Building it costs O(size of the scope + what the named resources fan out to); each
+    look-up is O(1). Resources the scope does not name, that the token did not create and
+    that do not depend on a named one (a task of a named Actor, a run of a named Actor or
+    task, a webhook on either, a default storage of such a run) get the same answer as every
+    other such resource of their class, computed once. Keys are the indexed resources;
+    ``reachable()`` yields only those with some access.
     """
 
     def __init__(
@@ -1106,59 +1146,91 @@ class EffectiveAccess(Mapping[Resource, Access]):
         self._index = index
         self._invalid = Access(frozenset(), (invalid,)) if invalid else None
         self._anonymous = anonymous
-        self._memo: dict[tuple[ResourceKind, str], Access] = {}
-        self._class_cache: dict[tuple[ResourceKind, bool, bool], Access] = {}
+        self._results: dict[int, Access] = {}
+        self._class_cache: list[tuple[Access, str | None] | None] = [None] * index.n_classes
         self._touched = self._compute_touched() if ev is not None else set()
 
-    def _compute_touched(self) -> set[tuple[ResourceKind, str]]:
-        """Resources whose answer may differ from their kind's shared answer: those named by
-        a grant, created by the token, and their dependants (tasks and runs of a named Actor,
-        runs of a named task, webhooks on either), and run default storages (D10)."""
+    def _compute_touched(self) -> set[int]:
+        """Positions whose answer may differ from their class's shared answer."""
         ev, index = self._ev, self._index
         assert ev is not None
-        touched: set[tuple[ResourceKind, str]] = set()
         if ev.scope.unscoped:
-            return touched
+            return set()
+        named: list[Resource] = []
         for rtype, ref in ev.scope.by_ref:
-            found = index.resolve(ResourceKind(rtype.value), ref)
+            found = index.resolve(_KIND_OF[rtype], ref)
             if found is not None:
-                touched.add(found.key)
+                named.append(found)
         if ev.token_id is not None:
-            touched.update(r.key for r in index.created_by.get(ev.token_id, ()))
-        actors = {i for k, i in touched if k is _K.ACTOR}
-        tasks = {i for k, i in touched if k is _K.TASK}
+            named.extend(index.created_by.get(ev.token_id, ()))
+        actors = {r.id for r in named if r.kind is _K.ACTOR}
+        tasks = {r.id for r in named if r.kind is _K.TASK}
         for actor_id in actors:
             for task in index.tasks_by_actor.get(actor_id, ()):
-                touched.add(task.key)
+                named.append(task)
                 tasks.add(task.id)
+        runs: list[Resource] = []
         for actor_id in actors:
-            touched.update(r.key for r in index.runs_by_actor.get(actor_id, ()))
-            touched.update(r.key for r in index.webhooks_by_actor.get(actor_id, ()))
+            runs.extend(index.runs_by_actor.get(actor_id, ()))
+            named.extend(index.webhooks_by_actor.get(actor_id, ()))
         for task_id in tasks:
-            touched.update(r.key for r in index.runs_by_task.get(task_id, ()))
-            touched.update(r.key for r in index.webhooks_by_task.get(task_id, ()))
+            runs.extend(index.runs_by_task.get(task_id, ()))
+            named.extend(index.webhooks_by_task.get(task_id, ()))
+        named.extend(runs)
         if ev.scope.default_run_storage_access:
-            touched.update(index.runs_by_storage)
-        return touched
+            for run in runs:
+                for key in run.default_storages():
+                    found = index.by_key.get(key)
+                    if found is not None:
+                        named.append(found)
+        pos = index.position_by_key
+        return {pos[r.key] for r in named if r.key in pos}
+
+    def _at(self, pos: int) -> Access:
+        found = self._results.get(pos)
+        if found is not None:
+            return found
+        ev, index = self._ev, self._index
+        assert ev is not None
+        resource = index.resources[pos]
+        if pos in self._touched:
+            found = self._results[pos] = _access_of(ev, resource, self._anonymous_for(resource))
+            return found
+        cls = index.class_of[pos]
+        cached = self._class_cache[cls]
+        if cached is None:
+            access = _access_of(ev, resource, self._anonymous_for(resource))
+            named_run = index.dra_run[pos]
+            uses_run = any(r is GrantRoute.DEFAULT_RUN_STORAGE for r in access.routes.values())
+            cached = self._class_cache[cls] = (access, named_run if uses_run else None)
+        access, run_id = cached
+        if run_id is None or index.dra_run[pos] == run_id:
+            return access
+        # Same class, same routes; only the run named in the reason differs.
+        other = index.dra_run[pos]
+        old, new = f"default storage of run {run_id} ", f"default storage of run {other} "
+        found = self._results[pos] = Access(
+            access.permissions,
+            tuple(reason.replace(old, new) for reason in access.reasons),
+            access.routes,
+        )
+        return found
+
+    def _anonymous_for(self, resource: Resource) -> bool:
+        return self._anonymous and (resource.kind in STORAGE_KINDS or resource.kind is _K.RUN)
 
     def __getitem__(self, resource: Resource) -> Access:
         if self._invalid is not None:
+            if resource.key not in self._index.position_by_key:
+                raise KeyError(resource)
             return self._invalid
-        key = (resource.kind, resource.id)
-        found = self._memo.get(key)
-        if found is not None:
-            return found
-        ev = self._ev
-        assert ev is not None
-        anonymous = self._anonymous and (resource.kind in STORAGE_KINDS or resource.kind is _K.RUN)
-        if key in self._touched:
-            found = self._memo[key] = _access_of(ev, resource, anonymous)
-            return found
-        ckey = (resource.kind, bool(resource.actor_id), bool(resource.task_id))
-        found = self._class_cache.get(ckey)
-        if found is None:
-            found = self._class_cache[ckey] = _access_of(ev, resource, anonymous)
-        return found
+        # The index keeps its resources alive, so their id() values are unique keys.
+        pos = self._index.position.get(id(resource))
+        if pos is None:
+            pos = self._index.position_by_key.get(resource.key)
+            if pos is None:
+                raise KeyError(resource)
+        return self._at(pos)
 
     def __iter__(self) -> Iterator[Resource]:
         return iter(self._index.resources)
@@ -1167,14 +1239,38 @@ class EffectiveAccess(Mapping[Resource, Access]):
         return len(self._index.resources)
 
     def __contains__(self, item: object) -> bool:
-        return isinstance(item, Resource) and item.key in self._index.by_key
+        return isinstance(item, Resource) and item.key in self._index.position_by_key
+
+    def table(self) -> list[Access]:
+        """Every resource's access, aligned with the index's ``resources`` (the fast way to
+        look at all of them: one shared answer per class, then the exceptions)."""
+        index = self._index
+        if self._invalid is not None:
+            return [self._invalid] * len(index.resources)
+        shared: list[Access] = []
+        exceptions: list[int] = list(self._touched)
+        for cls, members in enumerate(index.class_members):
+            rep = next((p for p in members if p not in self._touched), None)
+            if rep is None:
+                shared.append(_NO_ACCESS)  # every member is evaluated on its own
+                continue
+            shared.append(self._at(rep))
+            cached = self._class_cache[cls]
+            if cached is not None and cached[1] is not None:
+                exceptions.extend(members)  # reasons name each storage's own run
+        out = [shared[cls] for cls in index.class_of]
+        at = self._at
+        for pos in exceptions:
+            out[pos] = at(pos)
+        return out
+
+    def pairs(self) -> Iterator[tuple[Resource, Access]]:
+        """``(resource, access)`` for every indexed resource, via :meth:`table`."""
+        return zip(self._index.resources, self.table(), strict=True)
 
     def reachable(self) -> Iterator[tuple[Resource, Access]]:
         """Resources on which the token holds at least one permission."""
-        for resource in self._index.resources:
-            access = self[resource]
-            if access.permissions:
-                yield resource, access
+        return ((r, a) for r, a in self.pairs() if a.permissions)
 
 
 _INDEX_CACHE: list[tuple[tuple[Resource, ...], ResourceIndex]] = []
