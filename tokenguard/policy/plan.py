@@ -434,7 +434,10 @@ def plan(
                     Severity.NOTE,
                 )
             )
-        reason = _replace_reason(policy, current, scopes[policy.name], platform_ids, now)
+        # Without a resolver the declared scope still holds username~name references, so it
+        # cannot be compared with the stored (ID-based) one: the digest decides alone.
+        resolved = scopes[policy.name] if resolver is not None else None
+        reason = _replace_reason(policy, current, resolved, platform_ids, now)
         kind = ActionKind.REPLACE if reason else ActionKind.UNCHANGED
         actions.append(
             PlanAction(
@@ -498,7 +501,7 @@ def plan(
 def _replace_reason(
     policy: TokenPolicy,
     record: TokenRecord,
-    scope: Scope,
+    scope: Scope | None,
     platform_ids: set[str],
     now: datetime,
 ) -> str | None:
@@ -508,7 +511,7 @@ def _replace_reason(
         return "the active token has expired"
     if record.policy_digest != policy.digest:
         return "the policy changed (scope or lifetime)"
-    if record.scope is not None and _normal(record.scope) != _normal(scope):
+    if scope is not None and record.scope is not None and _normal(record.scope) != _normal(scope):
         return "a referenced resource now resolves to a different ID"
     return None
 
