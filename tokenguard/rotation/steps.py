@@ -44,9 +44,10 @@ from tokenguard.rotation.due import DueReason
 from tokenguard.rotation.verify import DEFAULT_MAX_PROBES, VerifyResult, verify_token
 from tokenguard.vault.records import TokenRecord, TokenStatus
 
-#: Test-only hook: ``issue-api`` (token issued, not yet stored), ``issue``, ``verify``,
-#: ``promote`` or ``revoke`` ends the process right after that step's vault write, as a
-#: crash would. Tests set it on a CLI subprocess; nothing else should.
+#: Test-only hook: ``issue``, ``verify``, ``promote`` or ``revoke`` ends the process right
+#: after that step's vault write, as a crash would; ``issue-api`` and ``revoke-api`` end it
+#: after the platform call and before the vault write. Tests set it on a CLI subprocess;
+#: nothing else should.
 CRASH_ENV = "TOKENGUARD_TEST_CRASH_AFTER"
 CRASH_EXIT_CODE = 86
 
@@ -290,6 +291,7 @@ def revoke_retiring(ctx: StepContext, record: TokenRecord) -> None:
             hint="Revoke it in the Apify Console, then `tokenguard vault remove` it.",
         )
     ctx.issuer.revoke(record.issuer_id)
+    checkpoint("revoke-api")
     meta = {**record.meta, "revoked_at": _iso(ctx.clock())}
     _evolve_stored(ctx, record.name, status=TokenStatus.REVOKED, meta=meta)
     checkpoint("revoke")
