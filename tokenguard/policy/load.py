@@ -382,7 +382,6 @@ def _parse_token(raw: Any, index: int, ctx: _FileContext) -> TokenPolicy | None:
         )
     )
     token_line = line_of(ctx.lines, base)
-    key_lines = {k: v for k, v in ctx.lines.items() if k[:2] == base}
     return TokenPolicy(
         name=name,
         scope=scope,
@@ -394,7 +393,7 @@ def _parse_token(raw: Any, index: int, ctx: _FileContext) -> TokenPolicy | None:
         grace=grace,
         labels=labels,
         digest=compute_digest(name, scope, expires_after),
-        key_lines=key_lines,
+        key_lines=ctx.lines,  # shared per file: key paths carry the token index
         key_prefix=base,
     )
 
