@@ -102,7 +102,7 @@ RULES: dict[FindingKind, RuleInfo] = {
         ),
         RuleInfo(
             FindingKind.WEBHOOK_ROUTE,
-            Severity.MEDIUM,
+            Severity.LOW,
             "Webhooks dispatched with the token's scope",
             "The token may create or change webhooks on an Actor or task; they are dispatched "
             "later with the token's scope, so its access outlives any single request.",
