@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -251,3 +253,57 @@ def test_progress_hook_counts_the_tokens_with_work(sandbox: SandboxHandle, tmp_p
     report = _rotate(world, Clock(T0 + 8 * DAY), progress=Progress())
     assert report.count(Outcome.ROTATED) == 5
     assert seen[0]() == 5 and len(seen) == 6
+
+
+def test_failover_pool_sees_no_failed_request_during_rotations(world: World) -> None:
+    from tokenguard.failover import TokenPool, failover_client, sleepless
+    from tokenguard.vault import Unlocker, Vault
+
+    # The pool lives in "another program": its own Vault object on the same file.
+    other = Vault.open(world.vault_path, unlocker=Unlocker(key_file=world.key_file))
+    pool = TokenPool.from_vault(other, policy="svc")
+    url = world.sandbox.url + "/v2/datasets/demo~products"
+    statuses: list[int] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def worker() -> None:
+        with failover_client(pool) as client:
+            while not stop.is_set():
+                try:
+                    statuses.append(client.get(url).status_code)
+                except Exception as exc:  # any exception is a failed request
+                    errors.append(exc)
+                # Stay under the sandbox's 60 req/s per resource: a 429 is not what this tests.
+                stop.wait(0.05)
+
+    def wait_for_requests(n: int) -> None:
+        target = len(statuses) + n
+        deadline = time.monotonic() + 30
+        while len(statuses) < target and not errors and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    clock = Clock(T0 + 8 * DAY)
+    with sleepless():
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            wait_for_requests(10)
+            assert _rotate(world, clock).count(Outcome.ROTATED) == 1  # svc.2 active
+            wait_for_requests(10)
+            clock.now += 2 * DAY
+            assert _rotate(world, clock).count(Outcome.REVOKED) == 1  # svc.1 revoked
+            wait_for_requests(10)
+            report = _rotate(world, clock, compromised=["svc"])  # svc.2 revoked at once
+            assert report.results[0].step is Step.REVOKE
+            wait_for_requests(10)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+    assert errors == []
+    assert len(statuses) >= 40 and set(statuses) == {200}
+    (active,) = world.by_status("svc", TokenStatus.ACTIVE)
+    assert active.name == "svc.3"
+    assert pool.status().tokens[0].fingerprint == active.fingerprint
