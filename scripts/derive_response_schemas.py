@@ -56,6 +56,7 @@ SERVED_ENDPOINTS: tuple[str, ...] = (
     "DELETE /v2/actors/{actorId}",
     "GET /v2/actors/{actorId}/runs",
     "POST /v2/actors/{actorId}/runs",
+    "GET /v2/actors/{actorId}/runs/last",
     # Actor tasks
     "GET /v2/actor-tasks",
     "POST /v2/actor-tasks",
@@ -68,6 +69,17 @@ SERVED_ENDPOINTS: tuple[str, ...] = (
     "GET /v2/actor-runs",
     "GET /v2/actor-runs/{runId}",
     "POST /v2/actor-runs/{runId}/abort",
+    # A run's default storages (apify-client: run.dataset(), run.key_value_store(), ...)
+    "GET /v2/actor-runs/{runId}/dataset",
+    "GET /v2/actor-runs/{runId}/dataset/items",
+    "POST /v2/actor-runs/{runId}/dataset/items",
+    "GET /v2/actor-runs/{runId}/key-value-store",
+    "GET /v2/actor-runs/{runId}/key-value-store/keys",
+    "GET /v2/actor-runs/{runId}/key-value-store/records/{recordKey}",
+    "PUT /v2/actor-runs/{runId}/key-value-store/records/{recordKey}",
+    "POST /v2/actor-runs/{runId}/key-value-store/records/{recordKey}",
+    "DELETE /v2/actor-runs/{runId}/key-value-store/records/{recordKey}",
+    "GET /v2/actor-runs/{runId}/request-queue",
     # Datasets
     "GET /v2/datasets",
     "POST /v2/datasets",
@@ -85,6 +97,7 @@ SERVED_ENDPOINTS: tuple[str, ...] = (
     "GET /v2/key-value-stores/{storeId}/keys",
     "GET /v2/key-value-stores/{storeId}/records/{recordKey}",
     "PUT /v2/key-value-stores/{storeId}/records/{recordKey}",
+    "POST /v2/key-value-stores/{storeId}/records/{recordKey}",
     "DELETE /v2/key-value-stores/{storeId}/records/{recordKey}",
     # Request queues
     "GET /v2/request-queues",
@@ -169,6 +182,7 @@ _PAGINATION_HEADERS = (
 )
 REQUIRED_HEADERS: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET /v2/datasets/{datasetId}/items", "200"): _PAGINATION_HEADERS,
+    ("GET /v2/actor-runs/{runId}/dataset/items", "200"): _PAGINATION_HEADERS,
 }
 
 
@@ -519,6 +533,57 @@ TOKENGUARD_DEFS: dict[str, Any] = {
             "scope": {"anyOf": [{"$ref": "#/$defs/tokenguard_TokenScope"}, {"type": "null"}]},
         },
     },
+    "tokenguard_Clock": {
+        "type": "object",
+        "required": ["now"],
+        "properties": {"now": {"type": "string", "format": "date-time"}},
+    },
+    "tokenguard_Faults": {
+        "type": "object",
+        "required": ["pending"],
+        "properties": {
+            "pending": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["kind", "count"],
+                    "properties": {
+                        "kind": {"enum": ["status", "latency", "drop"]},
+                        "status": {"type": "integer", "minimum": 100, "maximum": 599},
+                        "ms": {"type": "number", "minimum": 0},
+                        "count": {"type": "integer", "minimum": 0},
+                    },
+                },
+            }
+        },
+    },
+    "tokenguard_Settings": {
+        "type": "object",
+        "required": ["generalResourceAccess"],
+        "properties": {
+            "generalResourceAccess": {"enum": ["RESTRICTED", "ANYONE_WITH_ID_CAN_READ"]}
+        },
+    },
+    "tokenguard_Stats": {
+        "type": "object",
+        "required": ["total", "items"],
+        "properties": {
+            "total": {"type": "integer", "minimum": 0},
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["method", "route", "status", "count"],
+                    "properties": {
+                        "method": {"type": "string"},
+                        "route": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "count": {"type": "integer", "minimum": 1},
+                    },
+                },
+            },
+        },
+    },
     "tokenguard_ListEnvelope": {
         "type": "object",
         "required": ["total", "offset", "limit", "count", "desc", "items"],
@@ -547,7 +612,6 @@ def _tg(status: str, schema: dict[str, Any] | None) -> dict[str, Any]:
     return {"operationId": None, "origin": "tokenguard", "responses": {status: entry}}
 
 
-_OBJECT = {"type": "object"}
 TOKENGUARD_ENDPOINTS: dict[str, Any] = {
     "POST /v2/users/me/tokens": _tg("201", _data({"$ref": "#/$defs/tokenguard_IssuedToken"})),
     "GET /v2/users/me/tokens": _tg(
@@ -572,12 +636,18 @@ TOKENGUARD_ENDPOINTS: dict[str, Any] = {
         "200", _data({"$ref": "#/$defs/tokenguard_TokenInfo"})
     ),
     "DELETE /v2/users/me/tokens/{tokenId}": _tg("204", None),
-    # Test controls: the issue fixes the requests, not the answers; the answer is one object
-    # in the usual envelope (stats: counts by method, route and status).
-    "POST /v2/_sandbox/clock": _tg("200", _data(_OBJECT)),
-    "POST /v2/_sandbox/faults": _tg("200", _data(_OBJECT)),
-    "PUT /v2/_sandbox/settings": _tg("200", _data(_OBJECT)),
-    "GET /v2/_sandbox/stats": _tg("200", _data(_OBJECT)),
+    # Test controls (issue 2): the requests are fixed by the issue; the answers are one object
+    # in the usual envelope, shaped as below.
+    "GET /v2/_sandbox/clock": _tg("200", _data({"$ref": "#/$defs/tokenguard_Clock"})),
+    "POST /v2/_sandbox/clock": _tg("200", _data({"$ref": "#/$defs/tokenguard_Clock"})),
+    "GET /v2/_sandbox/faults": _tg("200", _data({"$ref": "#/$defs/tokenguard_Faults"})),
+    "POST /v2/_sandbox/faults": _tg("200", _data({"$ref": "#/$defs/tokenguard_Faults"})),
+    "DELETE /v2/_sandbox/faults": _tg("200", _data({"$ref": "#/$defs/tokenguard_Faults"})),
+    "GET /v2/_sandbox/settings": _tg("200", _data({"$ref": "#/$defs/tokenguard_Settings"})),
+    "PUT /v2/_sandbox/settings": _tg("200", _data({"$ref": "#/$defs/tokenguard_Settings"})),
+    "POST /v2/_sandbox/settings": _tg("200", _data({"$ref": "#/$defs/tokenguard_Settings"})),
+    "GET /v2/_sandbox/stats": _tg("200", _data({"$ref": "#/$defs/tokenguard_Stats"})),
+    "DELETE /v2/_sandbox/stats": _tg("200", _data({"$ref": "#/$defs/tokenguard_Stats"})),
 }
 
 
