@@ -7,6 +7,7 @@ grants succeeds, a sample of what it does not grant gets 403.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -531,3 +532,39 @@ def test_library_plan_apply_and_issue_token(env: Env) -> None:
             plan(load_policies([broken]), vault, issuer, now=now, resolver=ResourceResolver(api))
         assert info.value.exit_code == 2
         assert len(info.value.problems) == 1
+
+
+def test_vault_revoked_but_platform_valid_is_revoked(env: Env) -> None:
+    directory = env.policies(ci=POLICY)
+    assert env.cli("apply", "--yes", str(directory)).exit_code == 0
+    vault = env.vault()
+    record = vault.get("ci.1")
+    vault.put(record.evolve(status=TokenStatus.REVOKED))  # someone marked it without revoking
+    planned = env.cli("plan", str(directory))
+    assert "marked revoked in the vault but still valid on the platform" in planned.output
+    assert "Plan: 1 to create, 0 to replace, 1 to revoke" in planned.output
+    applied = env.cli("apply", "--yes", "--json", str(directory))
+    assert applied.exit_code == 0, applied.output
+    doc = json.loads(applied.output)
+    assert [(a["action"], a["outcome"]) for a in doc["applied"]] == [
+        ("revoke", "revoked"),
+        ("create", "created"),
+    ]
+    assert doc["applied"][1]["newRecord"] == "ci.2"
+    assert env.call(record.secret, "GET", "/acts/demo~web-scraper") == 401
+    new = env.vault().active_for("ci")
+    assert new is not None
+    assert env.call(new.secret, "POST", "/acts/demo~web-scraper/runs") == 201
+
+
+def test_apply_respects_a_running_rotation(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tokenguard.cli.policy as cli_policy
+
+    monkeypatch.setattr(cli_policy, "APPLY_LOCK_WAIT", 0.0)
+    directory = env.policies(ci=POLICY)
+    with env.vault().rotation_lock():
+        result = env.cli("apply", "--yes", str(directory))
+    assert result.exit_code == 3
+    assert "another rotation is running" in result.output
+    assert env.platform_tokens() == {}
+    assert env.cli("apply", "--yes", str(directory)).exit_code == 0

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from tabulate import tabulate
@@ -28,9 +28,13 @@ from tokenguard.policy import (
     load_policies,
     plan,
 )
-from tokenguard.policy.plan import PolicyVault
+
+if TYPE_CHECKING:
+    from tokenguard.vault import Vault
 
 DEFAULT_PATHS = ("policies",)
+#: Seconds apply waits for a running `tokenguard rotate` to release the rotation lock.
+APPLY_LOCK_WAIT = 30.0
 
 
 def _stdin_is_tty() -> bool:
@@ -38,11 +42,10 @@ def _stdin_is_tty() -> bool:
     return sys.stdin.isatty()
 
 
-def _open_vault(vault_path: str | None) -> PolicyVault:
+def _open_vault(vault_path: str | None) -> Vault:
     from tokenguard.vault import Vault
 
-    vault: PolicyVault = Vault.open(vault_path)
-    return vault
+    return Vault.open(vault_path)
 
 
 def _paths_argument(func: Any) -> Any:
@@ -111,25 +114,15 @@ def check_cmd(paths: tuple[str, ...], as_json: bool) -> None:
     )
 
 
-def _make_plan(
-    paths: Sequence[str], api_url: str, vault_path: str | None, prune: bool, as_json: bool
-) -> tuple[Plan, PolicyVault, ApifyApi]:
-    policy_set = _load(paths, as_json)
-    vault = _open_vault(vault_path)
-    api = ApifyApi(api_url, management_token())
-    try:
-        result = plan(
-            policy_set,
-            vault,
-            HttpTokenIssuer(api),
-            now=datetime.now(UTC),
-            resolver=ResourceResolver(api),
-            prune=prune,
-        )
-    except BaseException:
-        api.close()
-        raise
-    return result, vault, api
+def _make_plan(policy_set: PolicySet, vault: Vault, api: ApifyApi, *, prune: bool) -> Plan:
+    return plan(
+        policy_set,
+        vault,
+        HttpTokenIssuer(api),
+        now=datetime.now(UTC),
+        resolver=ResourceResolver(api),
+        prune=prune,
+    )
 
 
 def _plan_table(the_plan: Plan) -> str:
@@ -178,8 +171,10 @@ def plan_cmd(
     Needs the management token in APIFY_TOKEN (never on the command line) and the vault.
     Resolves username~name references through the API; a missing resource is exit 2.
     """
-    the_plan, _vault, api = _make_plan(paths, api_url, vault_path, prune, as_json)
-    api.close()
+    policy_set = _load(paths, as_json)
+    vault = _open_vault(vault_path)
+    with ApifyApi(api_url, management_token()) as api:
+        the_plan = _make_plan(policy_set, vault, api, prune=prune)
     if as_json:
         click.echo(json.dumps(the_plan.to_json(), indent=2))
         return
@@ -225,8 +220,16 @@ def apply_cmd(
     created; replaced tokens become "retiring" and `tokenguard rotate` revokes them after
     the policy's grace. Output shows fingerprints, never secrets.
     """
-    the_plan, vault, api = _make_plan(paths, api_url, vault_path, prune, as_json)
-    try:
+    policy_set = _load(paths, as_json)
+    vault = _open_vault(vault_path)
+    # Hold the rotation lock from plan to the last write: a `tokenguard rotate` running at
+    # the same time could otherwise replace the same token too (two active tokens).
+    with (
+        vault.rotation_lock(APPLY_LOCK_WAIT),
+        ApifyApi(api_url, management_token()) as api,
+    ):
+        vault.reload()
+        the_plan = _make_plan(policy_set, vault, api, prune=prune)
         if not as_json:
             _echo_notes(the_plan.notes)
             click.echo(_plan_table(the_plan))
@@ -252,8 +255,6 @@ def apply_cmd(
                 click.echo(f"{step.outcome}: {step.action.policy} {target} {shown}", err=True)
 
         result = apply(the_plan, vault, HttpTokenIssuer(api), now=the_plan.now, on_step=progress)
-    finally:
-        api.close()
     if as_json:
         click.echo(json.dumps({"plan": the_plan.to_json(), **result.to_json()}, indent=2))
         return

@@ -470,23 +470,38 @@ def plan(
         )
 
     # Platform tokens tokenguard made but never stored: nobody holds their secret.
-    held = {r.issuer_id for r in records if r.issuer_id and r.status is not TokenStatus.REVOKED}
+    # And tokens the vault says are revoked but the platform still accepts.
+    held = _held_ids(records)
+    revoked = {r.issuer_id: r for r in records if r.issuer_id and r.issuer_id not in held}
     for token in platform:
-        parsed = platform_serial(token.name)
-        if parsed is None or token.id in held:
+        if token.id in held:
             continue
         if token.expires_at is not None and token.expires_at <= now:
             continue  # already useless; revoking it would only add noise
-        actions.append(
-            PlanAction(
-                ActionKind.REVOKE,
-                parsed[0],
-                "made by tokenguard but not in the vault (an interrupted apply or rotation); "
-                "its secret is lost",
-                token_id=token.id,
-                token_name=token.name,
+        parsed = platform_serial(token.name)
+        if token.id in revoked:
+            record = revoked[token.id]
+            actions.append(
+                PlanAction(
+                    ActionKind.REVOKE,
+                    record.policy,
+                    "marked revoked in the vault but still valid on the platform",
+                    fingerprint=record.fingerprint,
+                    token_id=token.id,
+                    token_name=token.name,
+                )
             )
-        )
+        elif parsed is not None:
+            actions.append(
+                PlanAction(
+                    ActionKind.REVOKE,
+                    parsed[0],
+                    "made by tokenguard but not in the vault (an interrupted apply or "
+                    "rotation); its secret is lost",
+                    token_id=token.id,
+                    token_name=token.name,
+                )
+            )
     return Plan(
         actions=tuple(actions),
         policy_set=policy_set,
@@ -548,7 +563,10 @@ def apply(
 
     if lost:
         # Re-read: a concurrent rotation may have stored the token since the plan was made.
-        held = {r.issuer_id for r in vault.list() if r.issuer_id}
+        reload: Callable[[], object] | None = getattr(vault, "reload", None)
+        if reload is not None:
+            reload()
+        held = _held_ids(vault.list())
         for action in lost:
             assert action.token_id is not None
             if action.token_id in held:
@@ -607,6 +625,11 @@ def apply(
         vault.put(old.evolve(status=TokenStatus.REVOKED))
         record_step(AppliedAction(action, "revoked", token_id=old.issuer_id))
     return ApplyResult(tuple(done))
+
+
+def _held_ids(records: Iterable[TokenRecord]) -> set[str]:
+    """Platform IDs of tokens the vault holds and has not marked revoked."""
+    return {r.issuer_id for r in records if r.issuer_id and r.status is not TokenStatus.REVOKED}
 
 
 def _find(vault: PolicyVault, name: str) -> TokenRecord | None:
