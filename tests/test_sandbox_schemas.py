@@ -29,6 +29,7 @@ from schema_helpers import (
 )
 
 from tokenguard.sandbox.testing import running_sandbox
+from tokenguard.secrets import Secret
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -56,7 +57,7 @@ class World:
     schedule: str
     webhook: str
     token_id: str
-    scoped_token: str  # a token with an empty scope: every non-list call is 403
+    scoped_token: Secret  # a token with an empty scope: every non-list call is 403
 
 
 def _data_id(response: httpx.Response) -> str:
@@ -161,7 +162,7 @@ def world(admin: httpx.Client) -> World:
         schedule=make_schedule(admin, actor),
         webhook=make_webhook(admin, actor),
         token_id=token_id,
-        scoped_token=scoped,
+        scoped_token=Secret(scoped),
     )
 
 
@@ -636,6 +637,53 @@ def test_acts_alias_matches_actors_schema(endpoint: str, admin: httpx.Client, wo
     assert_conforms(endpoint, response)
 
 
+# Every resource already in the account (the demo seed plus what the module created), read
+# through its list and its get endpoint: seeded shapes (task runs, schedules with task
+# actions, webhooks on tasks, ...) are validated too, not only the ones the calls create.
+SEEDED = [
+    ("GET /v2/actors", "GET /v2/actors/{actorId}", "/v2/actors/{}"),
+    ("GET /v2/actor-tasks", "GET /v2/actor-tasks/{actorTaskId}", "/v2/actor-tasks/{}"),
+    ("GET /v2/actor-runs", "GET /v2/actor-runs/{runId}", "/v2/actor-runs/{}"),
+    ("GET /v2/datasets", "GET /v2/datasets/{datasetId}", "/v2/datasets/{}"),
+    ("GET /v2/datasets", "GET /v2/datasets/{datasetId}/items", "/v2/datasets/{}/items"),
+    ("GET /v2/key-value-stores", "GET /v2/key-value-stores/{storeId}", "/v2/key-value-stores/{}"),
+    (
+        "GET /v2/key-value-stores",
+        "GET /v2/key-value-stores/{storeId}/keys",
+        "/v2/key-value-stores/{}/keys",
+    ),
+    ("GET /v2/request-queues", "GET /v2/request-queues/{queueId}", "/v2/request-queues/{}"),
+    ("GET /v2/schedules", "GET /v2/schedules/{scheduleId}", "/v2/schedules/{}"),
+    ("GET /v2/webhooks", "GET /v2/webhooks/{webhookId}", "/v2/webhooks/{}"),
+    ("GET /v2/users/me/tokens", "GET /v2/users/me/tokens/{tokenId}", "/v2/users/me/tokens/{}"),
+]
+
+
+@pytest.mark.parametrize(("list_endpoint", "get_endpoint", "path"), SEEDED, ids=lambda v: v)
+def test_every_existing_resource_matches_schema(
+    list_endpoint: str, get_endpoint: str, path: str, admin: httpx.Client, world: World
+) -> None:
+    listed = admin.get(list_endpoint.split(" ")[1], params={"limit": "1000"})
+    assert_conforms(list_endpoint, listed)
+    items = listed.json()["data"]["items"]
+    assert items, f"{list_endpoint} listed nothing"
+    problems = []
+    for item in items:
+        response = admin.get(path.format(item["id"]))
+        problems += [f"{item['id']}: {p}" for p in response_problems(get_endpoint, response)]
+    assert not problems, f"{get_endpoint}:\n  " + "\n  ".join(problems)
+
+
+def test_non_json_record_is_served_with_its_content_type(admin: httpx.Client, world: World) -> None:
+    path = f"/v2/key-value-stores/{world.kvs}/records/{unique('text').replace('-', '_')}"
+    put = admin.put(path, content=b"plain text", headers={"Content-Type": "text/plain"})
+    assert put.status_code == 201, put.status_code
+    response = admin.get(path)
+    assert response.content == b"plain text"
+    assert response.headers["content-type"].startswith("text/plain")
+    assert_conforms("GET /v2/key-value-stores/{storeId}/records/{recordKey}", response)
+
+
 @pytest.mark.parametrize(
     "endpoint", ["GET /v2/datasets/{datasetId}/items", "GET /v2/actor-runs/{runId}/dataset/items"]
 )
@@ -684,7 +732,7 @@ FORBIDDEN = sorted(set(ALL) - LISTS)
 def test_403_for_a_token_without_permissions(
     endpoint: str, anonymous: httpx.Client, admin: httpx.Client, world: World
 ) -> None:
-    headers = {"Authorization": f"Bearer {world.scoped_token}"}
+    headers = {"Authorization": f"Bearer {world.scoped_token.reveal()}"}
     response = send(endpoint, anonymous, admin, world, headers=headers)
     assert response.status_code == 403, (response.status_code, _error_type(response))
     assert _error_type(response) == "insufficient-permissions"

@@ -83,6 +83,11 @@ async def _serve(server: SandboxServer, *, as_json: bool) -> None:
             f"Cannot bind the sandbox: {exc.strerror or exc}",
             hint="Pick another --port (or --port 0 for a free one).",
         ) from None
+    # Handlers go in before the ready line, so a signal right after it still stops cleanly.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     state = server.state
     admin = state.admin_token.secret
     if as_json:
@@ -97,10 +102,6 @@ async def _serve(server: SandboxServer, *, as_json: bool) -> None:
         click.echo(f'  curl -H "Authorization: Bearer $APIFY_TOKEN" {url}/v2/users/me')
         click.echo("Press Ctrl+C to stop.")
     sys.stdout.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:

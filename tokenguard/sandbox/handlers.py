@@ -236,6 +236,8 @@ def token_create(call: Call) -> Reply:
 
 def _token_row(call: Call) -> TokenRow:
     tid = call.params["tokenId"]
+    if not tid.isalnum() or len(tid) > 64:
+        raise invalid(f"Invalid token ID: {tid[:80]!r}")
     row = call.state.tokens.get(tid)
     if row is None:
         raise not_found(f"Token {tid!r}")
@@ -263,7 +265,7 @@ def actors_list(call: Call) -> Reply:
     items = [
         objects.actor(call.state, a, short=True)
         for a in call.state.all(Kind.ACTOR)
-        if may(call.state, token, READ, a) or may(call.state, token, RUN, a)
+        if may(call.state, token, READ, a)
     ]
     return _paginate(call, items)
 

@@ -169,9 +169,14 @@ class RouteTable:
             segs = route.segments
             self._by_length.setdefault(len(segs), []).append((segs, route))
 
-    def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
-        """``(route, params, path_known)``; ``path_known`` without a route means 405."""
-        parts = path.strip("/").split("/")
+    def match(self, method: str, segments: list[str]) -> tuple[Route | None, dict[str, str], bool]:
+        """Match decoded path segments (of ``/v2/...``, leading empty segment included).
+
+        Returns ``(route, params, path_known)``; ``path_known`` without a route means 405.
+        """
+        parts = segments[1:] if segments and segments[0] == "" else segments
+        if parts and parts[-1] == "":
+            parts = parts[:-1]  # a trailing slash
         path_known = False
         for segs, route in self._by_length.get(len(parts), ()):
             params: dict[str, str] = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import string
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -55,10 +56,13 @@ _RUN_STORAGE = {
 }
 
 
+_ID_CHARS = frozenset(string.ascii_letters + string.digits + "-_.~")
+
+
 def _bad_id(ref: str) -> bool:
     # IDs are 17 alphanumerics and names are username~name; anything with other characters
     # (or absurdly long) is malformed input, not a missing resource.
-    return len(ref) > 256 or not all(c.isalnum() or c in "-_.~" for c in ref)
+    return len(ref) > 256 or not all(c in _ID_CHARS for c in ref)
 
 
 @dataclass(slots=True)
@@ -104,16 +108,18 @@ class SandboxApp:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         raw_path = request.raw_path.split("?", 1)[0]
         try:
-            path = "/".join(unquote(seg, errors="strict") for seg in raw_path.split("/"))
+            # Split before decoding so an encoded "/" stays inside its segment.
+            segments = [unquote(seg, errors="strict") for seg in raw_path.split("/")]
         except UnicodeDecodeError:
             return self._error(invalid("The request path is not valid UTF-8"))
+        path = "/".join(segments)
         method = request.method.upper()
         head = method == "HEAD"
         if head:
             method = "GET"
         if path.startswith(CONTROL_PREFIX):
             return await self._control(request, method, path)
-        route, params, known = self.table.match(method, path)
+        route, params, known = self.table.match(method, segments)
         label = route.pattern if route is not None else "<unknown>"
 
         fault = self._next_fault()
