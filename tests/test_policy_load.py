@@ -673,3 +673,18 @@ def test_check_defaults_to_policies_dir(tmp_path: Path, monkeypatch) -> None:
     write(tmp_path / "policies", "x.toml", GOOD)
     result = CliRunner().invoke(main, ["policy", "check"])
     assert result.exit_code == 0, result.output
+
+
+def test_policies_are_immutable_and_public_api_is_sorted() -> None:
+    import dataclasses
+
+    import tokenguard.policy as api
+
+    policy = load_policies_from_text(GOOD).policies[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.name = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        policy.labels["owner"] = "someone-else"  # type: ignore[index]
+    assert api.__all__ == sorted(api.__all__)
+    for name in api.__all__:
+        assert hasattr(api, name), name

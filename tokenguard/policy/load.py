@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from tokenguard.errors import PolicyError
@@ -391,7 +392,7 @@ def _parse_token(raw: Any, index: int, ctx: _FileContext) -> TokenPolicy | None:
         expires_after=expires_after,
         rotate_after=rotate_after,
         grace=grace,
-        labels=labels,
+        labels=MappingProxyType(labels),
         digest=compute_digest(name, scope, expires_after),
         key_lines=ctx.lines,  # shared per file: key paths carry the token index
         key_prefix=base,
