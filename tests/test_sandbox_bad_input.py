@@ -181,7 +181,7 @@ def test_oversized_body(http: httpx.Client) -> None:
     r = http.post(
         "/datasets/demo~products/items", content=big, headers={"Content-Type": "application/json"}
     )
-    assert_error(r, 400, "request-too-large")
+    assert_error(r, 413, "request-too-large")
     assert_alive(http)
 
 
@@ -209,14 +209,14 @@ def test_compressed_bodies(http: httpx.Client) -> None:
         content=items,
         headers={"Content-Type": "application/json", "Content-Encoding": "compress"},
     )
-    assert_error(r, 400, "unsupported-content-encoding")
+    assert_error(r, 415, "unsupported-content-encoding")
     bomb = gzip.compress(b"[" + b" " * (MAX_BODY_BYTES + 10) + b"]")
     r = http.post(
         "/datasets/demo~invoices/items",
         content=bomb,
         headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
     )
-    assert_error(r, 400, "request-too-large")
+    assert_error(r, 413, "request-too-large")
     assert_alive(http)
 
 

@@ -611,7 +611,7 @@ def dataset_items_post(call: Call) -> Reply:
         raise invalid("Dataset items must be JSON objects (or an array of objects)")
     dataset.items.extend(items)
     _touch(dataset, call)
-    return Reply(201, None)
+    return Reply(201, {}, {"Location": f"{call.base_url}/v2/datasets/{dataset.id}/items"})
 
 
 def _kvs(call: Call) -> KeyValueStore:
@@ -672,7 +672,8 @@ def record_put(call: Call) -> Reply:
         call.json(required=False)
     store.records[key] = Record(call.body, content_type)
     _touch(store, call)
-    return Reply(201, None)
+    location = f"{call.base_url}/v2/key-value-stores/{store.id}/records/{key}"
+    return Reply(201, {}, {"Location": location})
 
 
 def record_delete(call: Call) -> Reply:

@@ -112,15 +112,16 @@ def actor(state: SandboxState, res: Resource, *, short: bool = False) -> dict[st
         "name": res.name,
         "username": state.username,
         **_stamp(res),
-        "title": f.get("title"),
     }
+    # The spec types title, description and lastRunStartedAt as non-null strings: omit them.
+    if f.get("title") is not None:
+        out["title"] = f["title"]
     if short:
         out["stats"] = {"totalRuns": int(f.get("totalRuns", 0))}
         return out
     out.update(
         {
             "userId": state.user_id,
-            "description": f.get("description"),
             "isPublic": False,
             "stats": {
                 "totalBuilds": 1,
@@ -129,7 +130,6 @@ def actor(state: SandboxState, res: Resource, *, short: bool = False) -> dict[st
                 "totalUsers7Days": 1,
                 "totalUsers30Days": 1,
                 "totalUsers90Days": 1,
-                "lastRunStartedAt": iso(f.get("lastRunStartedAt")),
             },
             "versions": [
                 {"versionNumber": "0.0", "sourceType": "SOURCE_FILES", "buildTag": "latest"}
@@ -139,6 +139,10 @@ def actor(state: SandboxState, res: Resource, *, short: bool = False) -> dict[st
             "isDeprecated": False,
         }
     )
+    if f.get("description") is not None:
+        out["description"] = f["description"]
+    if f.get("lastRunStartedAt") is not None:
+        out["stats"]["lastRunStartedAt"] = iso(f["lastRunStartedAt"])
     return out
 
 

@@ -312,7 +312,7 @@ class SandboxApp:
             return body
         if encoding not in ("gzip", "deflate", "x-gzip"):
             raise SandboxApiError(
-                400,
+                415,
                 "unsupported-content-encoding",
                 f"Content-Encoding {encoding!r} is not supported (use gzip or deflate)",
             )
@@ -432,10 +432,11 @@ def _label(kind: Kind) -> str:
 
 
 def _too_large() -> SandboxApiError:
+    # 413 like the platform (OpenAPI PayloadTooLarge), limit 9437184 bytes.
     return SandboxApiError(
-        400,
+        413,
         "request-too-large",
-        f"The request body is larger than the {MAX_BODY_BYTES // (1024 * 1024)} MB limit",
+        f"The request payload is too large (limit: {MAX_BODY_BYTES} bytes)",
     )
 
 
