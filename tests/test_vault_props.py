@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from datetime import timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -127,6 +127,9 @@ class VaultMachine(RuleBasedStateMachine):
         self._weak = kdf.weak_params_for_testing()
         self._weak.__enter__()
         self.dir = Path(tempfile.mkdtemp(prefix="tgv-sm-"))
+        # unittest-style runs get no pytest fixtures: isolate the rollback state by hand.
+        self._saved_state = os.environ.get("XDG_STATE_HOME")
+        os.environ["XDG_STATE_HOME"] = str(self.dir / "state")
         self.path = self.dir / "v" / "vault.tgv"
         self.unlocker = Unlocker(key_file=self.dir / "key0")
         self.vault = Vault.init(self.path, key_file=self.dir / "key0")
@@ -137,6 +140,10 @@ class VaultMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self._weak.__exit__(None, None, None)
+        if self._saved_state is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = self._saved_state
         shutil.rmtree(self.dir, ignore_errors=True)
 
     @rule(target=tokens, name=simple_names, secret=secrets, notes=st.text(max_size=10))
@@ -200,11 +207,6 @@ class VaultMachine(RuleBasedStateMachine):
         assert [r.name for r in self.vault.list()] == sorted(self.model)
         assert self.vault.generation >= self.last_generation
         self.last_generation = self.vault.generation
-
-
-@pytest.fixture(autouse=True)
-def _isolated(vault_env: Path) -> Any:
-    return vault_env
 
 
 TestVaultMachine = VaultMachine.TestCase
