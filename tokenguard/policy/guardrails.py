@@ -45,7 +45,7 @@ def _group_permissions(group: AccountGroup) -> frozenset[Permission]:
 def parse_guardrails(
     raw: Mapping[str, Any],
     path: Path,
-    lines: dict[KeyPath, int],
+    lines: Mapping[KeyPath, int],
     problems: list[Diagnostic],
 ) -> Guardrails | None:
     """Validate a ``[guardrails]`` table; append problems and return None when it is invalid."""

@@ -10,6 +10,7 @@ back to its nearest placed parent.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 
 from tokenguard.policy.model import KeyPath
 
@@ -80,7 +81,7 @@ def scan_key_lines(text: str) -> dict[KeyPath, int]:
     return index
 
 
-def line_of(index: dict[KeyPath, int], path: KeyPath, default: int = 1) -> int:
+def line_of(index: Mapping[KeyPath, int], path: KeyPath, default: int = 1) -> int:
     """Line of ``path``, else of its nearest parent that has one, else ``default``."""
     probe = path
     while probe:
@@ -88,3 +89,40 @@ def line_of(index: dict[KeyPath, int], path: KeyPath, default: int = 1) -> int:
             return index[probe]
         probe = probe[:-1]
     return default
+
+
+class LazyKeyLines(Mapping[KeyPath, int]):
+    """The key-line index of a document, scanned on first use.
+
+    Valid policies without notes never need a line number, so ``policy check`` on a large
+    clean tree skips the scan altogether; the first error or note pays for it once per file.
+    """
+
+    __slots__ = ("_index", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text: str | None = text
+        self._index: dict[KeyPath, int] | None = None
+
+    def _get(self) -> dict[KeyPath, int]:
+        if self._index is None:
+            assert self._text is not None
+            self._index = scan_key_lines(self._text)
+            self._text = None  # the text is not needed any more
+        return self._index
+
+    def __getitem__(self, key: KeyPath) -> int:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[KeyPath]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._get()
+
+    def __repr__(self) -> str:
+        state = "scanned" if self._index is not None else "not scanned"
+        return f"LazyKeyLines({state})"

@@ -31,7 +31,7 @@ from tokenguard.permissions import (
 )
 from tokenguard.policy.durations import DURATION_HELP, parse_duration
 from tokenguard.policy.guardrails import check_guardrails, parse_guardrails
-from tokenguard.policy.lines import line_of, scan_key_lines
+from tokenguard.policy.lines import LazyKeyLines, line_of
 from tokenguard.policy.model import (
     Diagnostic,
     Guardrails,
@@ -71,6 +71,7 @@ DESCRIPTION_MAX = 160  # the Console's limit for token descriptions (reference N
 DEFAULT_GRACE = timedelta(hours=24)  # Console rotation keeps the old token alive 24 h
 
 _TOML_ERROR_LINE = re.compile(r"at line (\d+)")
+_TOKEN_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*token[ \t]*\]\]", re.MULTILINE)
 
 
 def _type_name(value: object) -> str:
@@ -97,7 +98,7 @@ class _FileContext:
     """Collects problems for one file and turns key paths into locations."""
 
     path: Path
-    lines: dict[KeyPath, int]
+    lines: Mapping[KeyPath, int]
     problems: list[Diagnostic]
     policy: str | None = None
 
@@ -242,7 +243,7 @@ def _load_text(text: str, path: Path, loaded: _Loaded) -> None:
             Diagnostic(Location(path, line), f"TOML syntax error: {msg}; see https://toml.io")
         )
         return
-    ctx = _FileContext(path, scan_key_lines(text), loaded.problems)
+    ctx = _FileContext(path, LazyKeyLines(text), loaded.problems)
     for key in doc:
         if key not in TOP_LEVEL_KEYS:
             ctx.error((key,), f"unknown top-level key {key!r} ({_suggest(key, TOP_LEVEL_KEYS)})")
@@ -262,13 +263,27 @@ def _load_text(text: str, path: Path, loaded: _Loaded) -> None:
         if not isinstance(tokens, list):
             ctx.error(("token",), f"expected [[token]] tables, got {_type_name(tokens)}")
             return
+        headers = _token_header_lines(text)
+        if len(headers) != len(tokens):  # inline arrays or quoted keys: use the full scan
+            headers = [line_of(ctx.lines, ("token", i)) for i in range(len(tokens))]
         for index, raw_token in enumerate(tokens):
-            policy = _parse_token(raw_token, index, ctx)
+            policy = _parse_token(raw_token, index, ctx, headers[index])
             if policy is not None:
                 loaded.policies.append(policy)
 
 
-def _parse_token(raw: Any, index: int, ctx: _FileContext) -> TokenPolicy | None:
+def _token_header_lines(text: str) -> list[int]:
+    # One C-speed pass for the common layout, so clean files never need the full line scan.
+    lines = []
+    line, pos = 1, 0
+    for match in _TOKEN_HEADER.finditer(text):
+        line += text.count("\n", pos, match.start())
+        pos = match.start()
+        lines.append(line)
+    return lines
+
+
+def _parse_token(raw: Any, index: int, ctx: _FileContext, token_line: int) -> TokenPolicy | None:
     base: KeyPath = ("token", index)
     if not isinstance(raw, dict):
         ctx.error(base, f"expected a table, got {_type_name(raw)}")
@@ -382,7 +397,6 @@ def _parse_token(raw: Any, index: int, ctx: _FileContext) -> TokenPolicy | None:
             default_run_storage_access=default_storage,
         )
     )
-    token_line = line_of(ctx.lines, base)
     return TokenPolicy(
         name=name,
         scope=scope,
