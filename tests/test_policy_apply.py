@@ -324,6 +324,15 @@ def test_missing_referenced_resource_fails_plan_and_apply_before_anything_is_cre
         assert result.exit_code == 2, result.output
         assert f"{directory / 'ci.toml'}:11: policy 'ci': token[0].resource[0].id:" in result.output
         assert "actor 'demo~no-such-actor' does not exist" in result.output
+    result = env.cli("plan", "--json", str(directory))
+    assert result.exit_code == 2
+    (problem,) = json.loads(result.output)["problems"]
+    assert problem["file"] == str(directory / "ci.toml")
+    assert (problem["line"], problem["key"], problem["policy"]) == (
+        11,
+        "token[0].resource[0].id",
+        "ci",
+    )
     assert env.write_calls() == before
     assert env.platform_tokens() == {}
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -57,16 +58,23 @@ def _echo_notes(notes: Sequence[Diagnostic]) -> None:
         click.echo(item.render(), err=True)
 
 
-def _load(paths: Sequence[str], as_json: bool) -> PolicySet:
+@contextmanager
+def _problems_as_json(as_json: bool) -> Iterator[None]:
+    """With --json, policy problems go to stdout as JSON (exit 2) instead of an error line."""
     try:
-        return load_policies(paths or DEFAULT_PATHS)
+        yield
     except PolicyValidationError as exc:
-        if as_json:
-            click.echo(
-                json.dumps({"ok": False, "problems": [p.to_json() for p in exc.problems]}, indent=2)
-            )
-            click.get_current_context().exit(int(exc.exit_code))
-        raise
+        if not as_json:
+            raise
+        doc = {"ok": False, "problems": [p.to_json() for p in exc.problems]}
+        click.echo(json.dumps(doc, indent=2))
+        click.get_current_context().exit(int(exc.exit_code))
+
+
+def _load(paths: Sequence[str], as_json: bool) -> PolicySet:
+    with _problems_as_json(as_json):
+        return load_policies(paths or DEFAULT_PATHS)
+    raise AssertionError("unreachable")  # pragma: no cover - exit() raised above
 
 
 @main.group()
@@ -173,7 +181,7 @@ def plan_cmd(
     """
     policy_set = _load(paths, as_json)
     vault = _open_vault(vault_path)
-    with ApifyApi(api_url, management_token()) as api:
+    with ApifyApi(api_url, management_token()) as api, _problems_as_json(as_json):
         the_plan = _make_plan(policy_set, vault, api, prune=prune)
     if as_json:
         click.echo(json.dumps(the_plan.to_json(), indent=2))
@@ -229,7 +237,8 @@ def apply_cmd(
         ApifyApi(api_url, management_token()) as api,
     ):
         vault.reload()
-        the_plan = _make_plan(policy_set, vault, api, prune=prune)
+        with _problems_as_json(as_json):
+            the_plan = _make_plan(policy_set, vault, api, prune=prune)
         if not as_json:
             _echo_notes(the_plan.notes)
             click.echo(_plan_table(the_plan))
