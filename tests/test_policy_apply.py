@@ -28,6 +28,7 @@ from tokenguard.permissions import Permission, ResourceType
 from tokenguard.policy import (
     ActionKind,
     PolicyValidationError,
+    ReplaceCause,
     ResourceResolver,
     apply,
     issue_token,
@@ -577,3 +578,22 @@ def test_apply_respects_a_running_rotation(env: Env, monkeypatch: pytest.MonkeyP
     assert "another rotation is running" in result.output
     assert env.platform_tokens() == {}
     assert env.cli("apply", "--yes", str(directory)).exit_code == 0
+
+
+def test_expired_active_token_is_replaced_without_grace(env: Env) -> None:
+    directory = env.policies(ci=POLICY)
+    policies = load_policies([directory])
+    vault = env.vault()
+    start = datetime.now(UTC)
+    later = start + timedelta(days=31)  # tokenguard's clock decides expiry, not the sandbox's
+    with env.api() as api:
+        issuer = HttpTokenIssuer(api)
+        apply(plan(policies, vault, issuer, now=start), vault, issuer, now=start)
+        stale = plan(policies, vault, issuer, now=later, resolver=ResourceResolver(api))
+        (action,) = stale.actions
+        assert (action.kind, action.cause) == (ActionKind.REPLACE, ReplaceCause.EXPIRED)
+        assert action.to_json()["cause"] == "expired"
+        apply(stale, vault, issuer, now=later)
+    old, new = vault.get("ci.1"), vault.get("ci.2")
+    assert old.status is TokenStatus.RETIRING and old.retire_at == later  # no grace: it is dead
+    assert new.status is TokenStatus.ACTIVE and new.created_at == later

@@ -25,7 +25,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -97,6 +97,24 @@ class ActionKind(StrEnum):
         return self in (ActionKind.CREATE, ActionKind.REPLACE, ActionKind.REVOKE)
 
 
+class ReplaceCause(StrEnum):
+    """Why an active token must be replaced."""
+
+    POLICY_CHANGED = "policy-changed"  # scope or lifetime differ from the token's digest
+    RESOURCE_MOVED = "resource-moved"  # a username~name now resolves to another ID
+    EXPIRED = "expired"
+    GONE = "gone"  # no longer on the platform (revoked behind tokenguard's back)
+
+    def describe(self) -> str:
+        """A plan table's reason text."""
+        return {
+            ReplaceCause.POLICY_CHANGED: "the policy changed (scope or lifetime)",
+            ReplaceCause.RESOURCE_MOVED: "a referenced resource now resolves to a different ID",
+            ReplaceCause.EXPIRED: "the active token has expired",
+            ReplaceCause.GONE: "the active token no longer exists on the platform",
+        }[self]
+
+
 @dataclass(frozen=True, slots=True)
 class PlanAction:
     """One line of a plan. Never holds a secret: tokens appear by fingerprint and ID."""
@@ -108,6 +126,7 @@ class PlanAction:
     fingerprint: str | None = None
     token_id: str | None = None  # the platform token ID concerned
     token_name: str | None = None  # the platform token name (for platform-only orphans)
+    cause: ReplaceCause | None = None  # why a replace is needed
 
     def to_json(self) -> dict[str, Any]:
         """Machine form for ``--json``."""
@@ -119,6 +138,7 @@ class PlanAction:
             "fingerprint": self.fingerprint,
             "tokenId": self.token_id,
             "tokenName": self.token_name,
+            "cause": self.cause.value if self.cause else None,
         }
 
 
@@ -437,16 +457,16 @@ def plan(
         # Without a resolver the declared scope still holds username~name references, so it
         # cannot be compared with the stored (ID-based) one: the digest decides alone.
         resolved = scopes[policy.name] if resolver is not None else None
-        reason = _replace_reason(policy, current, resolved, platform_ids, now)
-        kind = ActionKind.REPLACE if reason else ActionKind.UNCHANGED
+        cause = _replace_cause(policy, current, resolved, platform_ids, now)
         actions.append(
             PlanAction(
-                kind,
+                ActionKind.REPLACE if cause else ActionKind.UNCHANGED,
                 policy.name,
-                reason or "active token matches the policy",
+                cause.describe() if cause else "active token matches the policy",
                 record=current.name,
                 fingerprint=current.fingerprint,
                 token_id=current.issuer_id,
+                cause=cause,
             )
         )
 
@@ -513,21 +533,21 @@ def plan(
     )
 
 
-def _replace_reason(
+def _replace_cause(
     policy: TokenPolicy,
     record: TokenRecord,
     scope: Scope | None,
     platform_ids: set[str],
     now: datetime,
-) -> str | None:
+) -> ReplaceCause | None:
     if record.issuer_id is not None and record.issuer_id not in platform_ids:
-        return "the active token no longer exists on the platform"
+        return ReplaceCause.GONE
     if record.expires_at is not None and record.expires_at <= now:
-        return "the active token has expired"
+        return ReplaceCause.EXPIRED
     if record.policy_digest != policy.digest:
-        return "the policy changed (scope or lifetime)"
+        return ReplaceCause.POLICY_CHANGED
     if scope is not None and record.scope is not None and _normal(record.scope) != _normal(scope):
-        return "a referenced resource now resolves to a different ID"
+        return ReplaceCause.RESOURCE_MOVED
     return None
 
 
@@ -584,14 +604,7 @@ def apply(
         if action.kind is ActionKind.REPLACE and action.record is not None:
             old = _find(vault, action.record)
             if old is not None and old.status is TokenStatus.ACTIVE:
-                gone = "no longer exists" in action.reason
-                also.append(
-                    old.evolve(status=TokenStatus.REVOKED, rotated_at=now)
-                    if gone
-                    else old.evolve(
-                        status=TokenStatus.RETIRING, rotated_at=now, retire_at=now + policy.grace
-                    )
-                )
+                also.append(_retire(old, action.cause, now, policy))
         serial = serials.get(policy.name)
         record = issue_token(
             policy,
@@ -625,6 +638,19 @@ def apply(
         vault.put(old.evolve(status=TokenStatus.REVOKED))
         record_step(AppliedAction(action, "revoked", token_id=old.issuer_id))
     return ApplyResult(tuple(done))
+
+
+def _retire(
+    old: TokenRecord, cause: ReplaceCause | None, now: datetime, policy: TokenPolicy
+) -> TokenRecord:
+    """The replaced record, written in the same vault write as its successor."""
+    if cause is ReplaceCause.GONE:
+        # Nothing left to revoke on the platform.
+        return old.evolve(status=TokenStatus.REVOKED, rotated_at=now)
+    # Retiring until now + grace, then `tokenguard rotate` revokes it. An expired token
+    # works for nobody, so it gets no grace.
+    grace = timedelta(0) if cause is ReplaceCause.EXPIRED else policy.grace
+    return old.evolve(status=TokenStatus.RETIRING, rotated_at=now, retire_at=now + grace)
 
 
 def _held_ids(records: Iterable[TokenRecord]) -> set[str]:
