@@ -86,7 +86,7 @@ def policy() -> None:
     """
 
 
-@policy.command("check")
+@policy.command("check", short_help="Validate policy files and guardrails (no network).")
 @_paths_argument
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def check_cmd(paths: tuple[str, ...], as_json: bool) -> None:
@@ -165,7 +165,7 @@ def _prune_option(func: Any) -> Any:
     )(func)
 
 
-@policy.command("plan")
+@policy.command("plan", short_help="Show what apply would change (changes nothing).")
 @_paths_argument
 @api_url_option
 @vault_option
@@ -205,7 +205,9 @@ def _applied_table(steps: Sequence[AppliedAction]) -> str:
     return tabulate(rows, headers=["ACTION", "POLICY", "TOKEN", "FINGERPRINT", "OUTCOME"])
 
 
-@policy.command("apply")
+@policy.command(
+    "apply", short_help="Create the tokens the policies call for, store them in the vault."
+)
 @_paths_argument
 @api_url_option
 @vault_option
