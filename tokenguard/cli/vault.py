@@ -210,10 +210,12 @@ def init_cmd(*, vault_path: str | None, key_file: Path | None, with_passphrase: 
 )
 @click.option("--issuer-id", default=None, help="The token's ID on the platform, if known.")
 @click.option("--replace", is_flag=True, help="Replace an existing token of the same name.")
+@click.argument("extra", nargs=-1, required=False, metavar="")
 def add_cmd(
     *,
     vault_path: str | None,
     name: str,
+    extra: tuple[str, ...],
     policy: str | None,
     notes: str,
     expires: str | None,
@@ -222,6 +224,12 @@ def add_cmd(
     replace: bool,
 ) -> None:
     """Add a token; the secret is read from stdin or a hidden prompt, never from argv."""
+    if extra:
+        # Never echo the extra arguments: they are most likely the token itself.
+        raise UsageError(
+            "`vault add` takes only a NAME; tokens are never taken from the command line",
+            hint="Pipe the token on stdin or type it at the prompt (and clear your shell history)",
+        )
     expires_at = _parse_expires(expires)
     vault = _open(vault_path)
     secret = _read_token()
