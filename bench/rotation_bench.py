@@ -1,0 +1,126 @@
+"""`tokenguard rotate` on 200 due tokens against the sandbox: tokens/s and API calls per token.
+
+Each of the 200 policies grants read on its own dataset (the sandbox's ``bench:200`` seed,
+so the verification probes do not share one resource's 60 req/s limit). The tokens are
+applied "8 days ago" so all are past ``rotate_after = 7d``; then, printed side by side:
+
+- run 1, rotate: issue + verify + promote for every token (old ones now retiring);
+- run 2, after the grace: revoke every old token;
+- the floor: the same platform calls made bare with httpx, without vault or bookkeeping
+  (POST token, GET its dataset with it, DELETE the old token), for the same 200 tokens.
+
+API calls are counted by the sandbox (GET /v2/_sandbox/stats), so nothing is estimated:
+the floor is 3 calls per token (issue + verify + revoke); a run also lists the platform's
+tokens once (the orphan sweep), which is shared by all tokens.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tokenguard.api import ApifyApi, HttpTokenIssuer
+from tokenguard.policy import apply, load_policies_from_text, plan
+from tokenguard.rotation import Outcome, rotate
+from tokenguard.sandbox.testing import running_sandbox
+from tokenguard.vault import Vault
+
+TOKENS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+
+POLICY = """
+[[token]]
+name = "bench-{i}"
+expires_after = "30d"
+rotate_after = "7d"
+grace = "24h"
+[[token.resource]]
+type = "dataset"
+id = "sandbox~bench-dataset-{i}"
+permissions = ["read"]
+"""
+
+
+def _stats(api: ApifyApi) -> Counter[tuple[str, str]]:
+    out: Counter[tuple[str, str]] = Counter()
+    for item in api.get_data("/_sandbox/stats")["items"]:
+        out[(item["method"], item["route"])] += item["count"]
+    return out
+
+
+def _show(label: str, seconds: float, calls: Counter[tuple[str, str]]) -> None:
+    total = sum(calls.values())
+    print(
+        f"{label:<34} {TOKENS / seconds:8.1f} tokens/s  {seconds:6.2f} s  "
+        f"{total / TOKENS:5.2f} API calls/token"
+    )
+    for (method, route), n in sorted(calls.items()):
+        print(f"{'':<36}{method:<6} {route:<42} {n:>5}")
+
+
+def main() -> None:
+    text = "".join(POLICY.format(i=i) for i in range(TOKENS))
+    policies = load_policies_from_text(text)
+    t0 = datetime.now(UTC)
+    with tempfile.TemporaryDirectory() as tmp, running_sandbox(f"bench:{TOKENS}") as sb:
+        d = Path(tmp)
+        d.chmod(0o700)
+        vault = Vault.init(d / "vault.tgv", key_file=d / "vault.key")
+        api = ApifyApi(sb.url, sb.admin_token)
+        issuer = HttpTokenIssuer(api)
+        setup = t0 - timedelta(days=8)
+        apply(plan(policies, vault, issuer, now=setup), vault, issuer, now=setup)
+
+        print(f"rotating {TOKENS} due tokens (vault: {len(vault)} records at start)")
+        api.request("DELETE", "/_sandbox/stats")
+        start = time.perf_counter()
+        report = rotate(vault, issuer, policies, api=api, clock=lambda: t0)
+        rotate_s = time.perf_counter() - start
+        assert report.count(Outcome.ROTATED) == TOKENS, report.failures[:3]
+        rotate_calls = _stats(api)
+
+        api.request("DELETE", "/_sandbox/stats")
+        later = t0 + timedelta(days=1, minutes=1)
+        start = time.perf_counter()
+        report = rotate(vault, issuer, policies, api=api, clock=lambda: later)
+        revoke_s = time.perf_counter() - start
+        assert report.count(Outcome.REVOKED) == TOKENS, report.failures[:3]
+        revoke_calls = _stats(api)
+
+        # The floor: the same platform calls, bare.
+        old_ids = [t.id for t in issuer.list() if t.name.startswith("tokenguard/")]
+        api.request("DELETE", "/_sandbox/stats")
+        start = time.perf_counter()
+        for i, old_id in enumerate(old_ids):
+            issued = issuer.issue(
+                f"floor/{i}",
+                scope=policies.policies[i].scope,
+                expires_at=t0 + timedelta(days=30),
+            )
+            api.with_token(issued.secret).request("GET", f"/datasets/sandbox~bench-dataset-{i}")
+            issuer.revoke(old_id)
+        floor_s = time.perf_counter() - start
+        floor_calls = _stats(api)
+        api.close()
+
+    total_s = rotate_s + revoke_s
+    print()
+    _show("run 1: issue + verify + promote", rotate_s, rotate_calls)
+    _show("run 2: revoke after the grace", revoke_s, revoke_calls)
+    _show("rotation total (both runs)", total_s, rotate_calls + revoke_calls)
+    _show("floor: bare issue + GET + DELETE", floor_s, floor_calls)
+    calls = sum((rotate_calls + revoke_calls).values()) / TOKENS
+    print()
+    print(f"API calls per token: {calls:.2f} (floor 3: issue + verify + revoke)")
+    print(
+        f"throughput vs floor: {floor_s / total_s:.2f}x ({TOKENS / total_s:.1f} vs "
+        f"{TOKENS / floor_s:.1f} tokens/s); the difference is the vault: 4 durable "
+        "writes per token"
+    )
+
+
+if __name__ == "__main__":
+    main()
