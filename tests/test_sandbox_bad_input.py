@@ -10,9 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tokenguard.sandbox.protocol import MAX_BODY_BYTES
-from tokenguard.sandbox.testing import SandboxHandle
+from tokenguard.sandbox.testing import SandboxHandle, running_sandbox
 
 
 @pytest.fixture
@@ -257,3 +259,92 @@ def test_head_and_binary_records(http: httpx.Client) -> None:
     )
     assert r.status_code == 201
     assert http.get("/key-value-stores/demo~exports/records/blob").content == bytes(range(256))
+
+
+# Fuzz: any JSON body on any JSON route is answered without a 500 -------------------------
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_keys = st.sampled_from(
+    [
+        "name",
+        "actId",
+        "scope",
+        "expiresAt",
+        "actions",
+        "condition",
+        "eventTypes",
+        "requestUrl",
+        "input",
+        "options",
+        "status",
+        "kind",
+        "count",
+        "ms",
+        "advanceSeconds",
+        "generalResourceAccess",
+        "description",
+        "title",
+        "isEnabled",
+        "type",
+        "resources",
+        "account",
+    ]
+)
+_bodies = _json | st.dictionaries(_keys, _json, max_size=5)
+
+
+@given(route=st.sampled_from(JSON_ROUTES), body=_bodies)
+def test_fuzzed_bodies_never_500(route: tuple[str, str], body: Any) -> None:
+    method, path = route
+    with (
+        running_sandbox("demo", rate_limit=None) as sb,
+        httpx.Client(
+            base_url=sb.api_url, headers={"Authorization": f"Bearer {sb.admin_token.reveal()}"}
+        ) as client,
+    ):
+        r = client.request(method, path, json=body)
+        assert r.status_code < 500 or path == "/_sandbox/faults", r.text
+        assert "Traceback" not in r.text
+        if r.status_code >= 400:
+            assert set(r.json()["error"]) == {"type", "message"}
+        assert client.get("/users/me").status_code in (200, 401, 429, 500, 502, 503, 504)
+
+
+@given(
+    collection=st.sampled_from(
+        [
+            "acts",
+            "actor-tasks",
+            "actor-runs",
+            "datasets",
+            "key-value-stores",
+            "request-queues",
+            "schedules",
+            "webhooks",
+            "users/me/tokens",
+        ]
+    ),
+    ref=st.text(min_size=1, max_size=40).filter(lambda s: s not in (".", "..")),
+    suffix=st.sampled_from(["", "/items", "/keys", "/runs", "/records/x", "/abort", "/dataset"]),
+    method=st.sampled_from(["GET", "PUT", "POST", "DELETE"]),
+)
+def test_fuzzed_paths_never_500(collection: str, ref: str, suffix: str, method: str) -> None:
+    from urllib.parse import quote
+
+    with (
+        running_sandbox("demo") as sb,
+        httpx.Client(
+            base_url=sb.api_url, headers={"Authorization": f"Bearer {sb.admin_token.reveal()}"}
+        ) as client,
+    ):
+        r = client.request(method, f"/{collection}/{quote(ref, safe='')}{suffix}")
+        assert r.status_code < 500, r.text
+        if r.status_code >= 400:
+            assert set(r.json()["error"]) == {"type", "message"}

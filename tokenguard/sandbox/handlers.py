@@ -8,6 +8,7 @@ webhook conditions, creates) and the D2 filtering of lists.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,7 @@ from tokenguard.sandbox.state import (
     Run,
     SandboxState,
     TokenRow,
+    iso,
 )
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -359,16 +361,47 @@ def actor_runs_list(call: Call) -> Reply:
     return _paginate(call, [objects.run(call.state, r, short=True) for r in runs])
 
 
+def last_run(state: SandboxState, owner: Resource, status: str | None = None) -> Run | None:
+    """The most recent run of an Actor or a task, optionally with ``status`` (None: none)."""
+    key = "act_id" if owner.kind is Kind.ACTOR else "task_id"
+    wanted = status.strip().upper() if status else None
+    for run in reversed(state.all(Kind.RUN)):
+        mine = isinstance(run, Run) and getattr(run, key) == owner.id
+        if mine and (wanted is None or getattr(run, "status", None) == wanted):
+            assert isinstance(run, Run)
+            return run
+    return None
+
+
 def actor_last_run(call: Call) -> Reply:
-    """GET /v2/acts/{actorId}/runs/last (D6)."""
+    """GET /v2/acts/{actorId}/runs/last (D6: read on the run)."""
     actor = _target(call)
-    _require_actor_read_or_run(call, actor)
-    runs = _status_filter(call, _actor_runs(call, actor))
-    if not runs:
+    run = last_run(call.state, actor, call.query.get("status"))
+    if run is None:
         raise not_found(f"Last run of Actor {actor.id!r}")
-    run = runs[-1]
     call.grant = _check(call, READ, run)
     return data(objects.run(call.state, run))
+
+
+def task_last_run(call: Call) -> Reply:
+    """GET /v2/actor-tasks/{taskId}/runs/last (D6: read on the run)."""
+    task = _target(call)
+    run = last_run(call.state, task, call.query.get("status"))
+    if run is None:
+        raise not_found(f"Last run of Actor task {task.id!r}")
+    call.grant = _check(call, READ, run)
+    return data(objects.run(call.state, run))
+
+
+def run_log(call: Call) -> Reply:
+    """GET /v2/actor-runs/{runId}/log and /v2/logs/{runId}: a short plain-text log (D6)."""
+    run = _target(call)
+    assert isinstance(run, Run)
+    lines = [
+        f"{iso(run.created_at)} Sandbox run {run.id} of Actor {run.act_id} started",
+        f"{iso(run.finished_at)} Finished: {run.status}",
+    ]
+    return Reply(200, ("\n".join(lines) + "\n").encode(), content_type="text/plain; charset=utf-8")
 
 
 # -- tasks -------------------------------------------------------------------------------------
@@ -451,7 +484,11 @@ def task_run_start(call: Call) -> Reply:
         raise not_found(f"Actor of task {task.id!r}")
     _check(call, RUN, actor)
     _run_options(call)
-    run = call.state.start_run(actor, task=task, run_input=_run_input(call))
+    run_input = _run_input(call)
+    if run_input is None and task.fields.get("input") is not None:
+        # Without a body the task's saved input is the run's INPUT, as on the platform.
+        run_input = Record(json.dumps(task.fields["input"]).encode(), "application/json")
+    run = call.state.start_run(actor, task=task, run_input=run_input)
     return data(objects.run(call.state, run), 201)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from tokenguard.sandbox import handlers as h
 from tokenguard.sandbox.grants import READ, RUN, WRITE
@@ -26,6 +27,19 @@ RECORDS_RATE = 200
 RUN_OR_PUSH_RATE = 400
 
 
+_KVS = Kind.KEY_VALUE_STORE
+_FAST = RUN_OR_PUSH_RATE
+
+
+class Via(StrEnum):
+    """How the path parameter ``{id}`` leads to the route's target."""
+
+    DIRECT = "direct"  # {id} is the target itself
+    RUN = "run"  # {id} is a run; the target is its default storage of the route's kind
+    ACTOR_LAST_RUN = "actor-last-run"  # {id} is an Actor; the target: its last run's storage
+    TASK_LAST_RUN = "task-last-run"  # {id} is a task; the target: its last run's storage
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One served operation."""
@@ -33,14 +47,13 @@ class Route:
     method: str
     pattern: str
     handler: Handler
-    target: Kind | None = None  # kind addressed by the first path parameter
-    via_run: bool = False  # the target is that kind's default storage of the run in the path
+    target: Kind | None = None  # kind of the resource the route acts on ({id} leads to it)
+    via: Via = Via.DIRECT
     permission: str | None = None  # checked by the server on the target
     anonymous_ok: bool = False  # D11 may let an anonymous read through
     unscoped_only: str | None = None  # D5/D13: what needs an unscoped token
     rate: int = DEFAULT_RESOURCE_RATE
     listing: bool = False  # D18: lists carry no grant header
-    control: bool = False  # test controls: admin token only, exempt from limits and faults
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -50,33 +63,48 @@ class Route:
 
 def _storage_routes(prefix: str, kind: Kind) -> list[Route]:
     p = f"/v2/{prefix}"
-    routes = [
+    return [
         Route("GET", p, h.storages_list, listing=True),
         Route("POST", p, h.storage_create),
         Route("GET", p + "/{id}", h.storage_get, kind, permission=READ, anonymous_ok=True),
         Route("PUT", p + "/{id}", h.storage_update, kind, permission=WRITE),
         Route("DELETE", p + "/{id}", h.storage_delete, kind, permission=WRITE),
     ]
-    return routes
 
 
-def _dataset_extra(base: str, *, via_run: bool) -> list[Route]:
+def _dataset_items(base: str, via: Via) -> list[Route]:
     k = Kind.DATASET
+    anon = via in (Via.DIRECT, Via.RUN)  # D11: addressed by the storage's or run's ID
     return [
-        Route("GET", base + "/items", h.dataset_items_get, k, via_run, READ, anonymous_ok=True),
-        Route("POST", base + "/items", h.dataset_items_post, k, via_run, WRITE, rate=400),
+        Route("GET", base + "/items", h.dataset_items_get, k, via, READ, anonymous_ok=anon),
+        Route("POST", base + "/items", h.dataset_items_post, k, via, WRITE, rate=_FAST),
     ]
 
 
-def _kvs_extra(base: str, *, via_run: bool) -> list[Route]:
+def _kvs_content(base: str, via: Via) -> list[Route]:
     k = Kind.KEY_VALUE_STORE
+    anon = via in (Via.DIRECT, Via.RUN)
     rec = base + "/records/{recordKey}"
     return [
-        Route("GET", base + "/keys", h.kvs_keys, k, via_run, READ, anonymous_ok=True),
-        Route("GET", rec, h.record_get, k, via_run, READ, anonymous_ok=True, rate=RECORDS_RATE),
-        Route("PUT", rec, h.record_put, k, via_run, WRITE, rate=RECORDS_RATE),
-        Route("POST", rec, h.record_put, k, via_run, WRITE, rate=RECORDS_RATE),
-        Route("DELETE", rec, h.record_delete, k, via_run, WRITE, rate=RECORDS_RATE),
+        Route("GET", base + "/keys", h.kvs_keys, k, via, READ, anonymous_ok=anon),
+        Route("GET", rec, h.record_get, k, via, READ, anonymous_ok=anon, rate=RECORDS_RATE),
+        Route("PUT", rec, h.record_put, k, via, WRITE, rate=RECORDS_RATE),
+        Route("POST", rec, h.record_put, k, via, WRITE, rate=RECORDS_RATE),
+        Route("DELETE", rec, h.record_delete, k, via, WRITE, rate=RECORDS_RATE),
+    ]
+
+
+def _run_storages(base: str, via: Via) -> list[Route]:
+    """A run's default storages under ``base`` (``/actor-runs/{id}``, ``.../runs/last``)."""
+    anon = via is Via.RUN
+    return [
+        Route("GET", base + "/dataset", h.storage_get, Kind.DATASET, via, READ, anon),
+        *_dataset_items(base + "/dataset", via),
+        Route(
+            "GET", base + "/key-value-store", h.storage_get, Kind.KEY_VALUE_STORE, via, READ, anon
+        ),
+        *_kvs_content(base + "/key-value-store", via),
+        Route("GET", base + "/request-queue", h.storage_get, Kind.REQUEST_QUEUE, via, READ, anon),
     ]
 
 
@@ -90,8 +118,11 @@ def _actor_routes(prefix: str) -> list[Route]:
         Route("PUT", p + "/{id}", h.actor_update, a, unscoped_only="modifying an Actor"),
         Route("DELETE", p + "/{id}", h.actor_delete, a, unscoped_only="deleting an Actor"),
         Route("GET", p + "/{id}/runs", h.actor_runs_list, a, listing=True),
-        Route("POST", p + "/{id}/runs", h.actor_run_start, a, permission=RUN, rate=400),
+        Route(
+            "POST", p + "/{id}/runs", h.actor_run_start, a, permission=RUN, rate=RUN_OR_PUSH_RATE
+        ),
         Route("GET", p + "/{id}/runs/last", h.actor_last_run, a),
+        *_run_storages(p + "/{id}/runs/last", Via.ACTOR_LAST_RUN),
     ]
 
 
@@ -112,37 +143,27 @@ def _build_table() -> list[Route]:
         Route("PUT", "/v2/actor-tasks/{id}", h.task_update, t, permission=WRITE),
         Route("DELETE", "/v2/actor-tasks/{id}", h.task_delete, t, permission=WRITE),
         Route("GET", "/v2/actor-tasks/{id}/runs", h.task_runs_list, t, listing=True),
-        Route("POST", "/v2/actor-tasks/{id}/runs", h.task_run_start, t, permission=READ, rate=400),
+        Route(
+            "POST",
+            "/v2/actor-tasks/{id}/runs",
+            h.task_run_start,
+            t,
+            permission=READ,
+            rate=RUN_OR_PUSH_RATE,
+        ),
+        Route("GET", "/v2/actor-tasks/{id}/runs/last", h.task_last_run, t),
+        *_run_storages("/v2/actor-tasks/{id}/runs/last", Via.TASK_LAST_RUN),
         Route("GET", "/v2/actor-runs", h.runs_list, listing=True),
         Route("GET", "/v2/actor-runs/{id}", h.run_get, r, permission=READ, anonymous_ok=True),
         Route("POST", "/v2/actor-runs/{id}/abort", h.run_abort, r, permission=RUN),
+        Route("GET", "/v2/actor-runs/{id}/log", h.run_log, r, permission=READ, anonymous_ok=True),
+        Route("GET", "/v2/logs/{id}", h.run_log, r, permission=READ, anonymous_ok=True),
+        *_run_storages("/v2/actor-runs/{id}", Via.RUN),
         *_storage_routes("datasets", Kind.DATASET),
-        *_dataset_extra("/v2/datasets/{id}", via_run=False),
+        *_dataset_items("/v2/datasets/{id}", Via.DIRECT),
         *_storage_routes("key-value-stores", Kind.KEY_VALUE_STORE),
-        *_kvs_extra("/v2/key-value-stores/{id}", via_run=False),
+        *_kvs_content("/v2/key-value-stores/{id}", Via.DIRECT),
         *_storage_routes("request-queues", Kind.REQUEST_QUEUE),
-        # A run's default storages (apify-client: run.dataset(), run.key_value_store(), ...).
-        Route("GET", "/v2/actor-runs/{id}/dataset", h.storage_get, Kind.DATASET, True, READ, True),
-        *_dataset_extra("/v2/actor-runs/{id}/dataset", via_run=True),
-        Route(
-            "GET",
-            "/v2/actor-runs/{id}/key-value-store",
-            h.storage_get,
-            Kind.KEY_VALUE_STORE,
-            True,
-            READ,
-            True,
-        ),
-        *_kvs_extra("/v2/actor-runs/{id}/key-value-store", via_run=True),
-        Route(
-            "GET",
-            "/v2/actor-runs/{id}/request-queue",
-            h.storage_get,
-            Kind.REQUEST_QUEUE,
-            True,
-            READ,
-            True,
-        ),
         Route("GET", "/v2/schedules", h.schedules_list, listing=True),
         Route("POST", "/v2/schedules", h.schedule_create),
         Route("GET", "/v2/schedules/{id}", h.schedule_get, s, permission=READ),

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from tokenguard.sandbox.grants import Denied, authorize, require_unscoped
+from tokenguard.sandbox.handlers import last_run
 from tokenguard.sandbox.limits import RateLimiter
 from tokenguard.sandbox.protocol import (
     MAX_BODY_BYTES,
@@ -30,7 +31,7 @@ from tokenguard.sandbox.protocol import (
     invalid,
     not_found,
 )
-from tokenguard.sandbox.routes import ROUTES, Route, RouteTable
+from tokenguard.sandbox.routes import ROUTES, Route, RouteTable, Via
 from tokenguard.sandbox.state import Kind, Resource, Run, SandboxState, TokenRow
 
 try:
@@ -206,7 +207,7 @@ class SandboxApp:
                 401, "token-not-provided", "Authentication token was not provided"
             )
         if route.target is not None:
-            call.target, call.by_name = self._resolve(route, params)
+            call.target, call.by_name = self._resolve(route, params, request.query.get("status"))
             if not self.limiter.take_resource(call.target.id, route.rate):
                 raise SandboxApiError(
                     429,
@@ -245,24 +246,40 @@ class SandboxApp:
             reply.headers["X-Sandbox-Grant"] = call.grant
         return reply
 
-    def _resolve(self, route: Route, params: dict[str, str]) -> tuple[Resource, bool]:
+    def _resolve(
+        self, route: Route, params: dict[str, str], status: str | None = None
+    ) -> tuple[Resource, bool]:
         assert route.target is not None
         ref = params["id"]
         if _bad_id(ref):
             raise invalid(f"Invalid resource ID or name: {ref[:80]!r}")
-        if route.via_run:
-            run, by_name = self.state.lookup(Kind.RUN, ref)
-            if run is None:
-                raise not_found(f"Actor run {ref!r}")
-            assert isinstance(run, Run)
+        if route.via is not Via.DIRECT:
+            run, by_name = self._run_for(route.via, ref, status)
             storage = self.state.get(route.target, getattr(run, _RUN_STORAGE[route.target]))
             if storage is None:
-                raise not_found(f"Default {route.target.value} of run {ref!r}")
+                raise not_found(f"Default {route.target.value} of run {run.id!r}")
             return storage, by_name
         resource, by_name = self.state.lookup(route.target, ref)
         if resource is None:
             raise not_found(f"{_label(route.target)} {ref!r}")
         return resource, by_name
+
+    def _run_for(self, via: Via, ref: str, status: str | None) -> tuple[Run, bool]:
+        if via is Via.RUN:
+            run, by_name = self.state.lookup(Kind.RUN, ref)
+            if run is None:
+                raise not_found(f"Actor run {ref!r}")
+            assert isinstance(run, Run)
+            return run, by_name
+        owner_kind = Kind.ACTOR if via is Via.ACTOR_LAST_RUN else Kind.TASK
+        owner, _ = self.state.lookup(owner_kind, ref)
+        if owner is None:
+            raise not_found(f"{_label(owner_kind)} {ref!r}")
+        last = last_run(self.state, owner, status)
+        if last is None:
+            raise not_found(f"Last run of {_label(owner_kind)} {ref!r}")
+        # Reached through the Actor or task, not the run's ID: never an anonymous D11 read.
+        return last, True
 
     def _authenticate(self, request: web.BaseRequest) -> TokenRow | None:
         header = request.headers.get("Authorization", "")
