@@ -127,3 +127,25 @@ def test_per_resource_rate_limit(admin: httpx.Client) -> None:
         assert r.headers["X-RateLimit-Limit"] == "60"
     # Another resource has its own bucket.
     assert admin.get("/datasets/demo~invoices").status_code == 200
+
+
+def test_keep_alive_and_no_secret_in_reprs(sandbox: SandboxHandle) -> None:
+    import http.client
+
+    host, port = sandbox.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    headers = {"Authorization": f"Bearer {sandbox.admin_token.reveal()}"}
+    conn.request("GET", "/v2/users/me", headers=headers)
+    first = conn.getresponse()
+    first.read()
+    sock = conn.sock
+    for _ in range(5):
+        conn.request("GET", "/v2/datasets", headers=headers)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+    assert conn.sock is sock  # the same connection served every request
+    conn.close()
+    secret = sandbox.admin_token.reveal()
+    assert secret not in repr(sandbox)
+    assert sandbox.on_loop(lambda state: secret not in repr(state) + repr(state.admin_token))

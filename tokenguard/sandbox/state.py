@@ -156,10 +156,10 @@ class TokenRow:
     id: str
     name: str
     description: str | None
-    secret: str
-    created_at: datetime
-    expires_at: datetime | None
-    scope: dict[str, Any] | None
+    secret: str = field(repr=False)  # never in a repr, a log line or a test failure
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    expires_at: datetime | None = None
+    scope: dict[str, Any] | None = None
 
     def expired(self, now: datetime) -> bool:
         """True once the sandbox clock has reached the expiry."""
@@ -183,8 +183,8 @@ class SandboxState:
         default_factory=lambda: {kind: {} for kind in Kind}
     )
     names: dict[Kind, dict[str, str]] = field(default_factory=lambda: {kind: {} for kind in Kind})
-    tokens: dict[str, TokenRow] = field(default_factory=dict)
-    tokens_by_secret: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, TokenRow] = field(default_factory=dict, repr=False)
+    tokens_by_secret: dict[str, str] = field(default_factory=dict, repr=False)
     admin_token_id: str = ""
     run_of_storage: dict[str, str] = field(default_factory=dict)
 
