@@ -213,6 +213,10 @@ def test_d6_runs() -> None:
     allowed(check(actor_run, Operation.RUN_GET, RUN), GrantRoute.RESOURCE)
     allowed(check(actor_read, Operation.ACTOR_RUNS_LIST, ACTOR), GrantRoute.RESOURCE)
     denied(check(task_read, Operation.ACTOR_RUNS_LIST, ACTOR))
+    allowed(check(task_read, Operation.TASK_RUNS_LIST, TASK), GrantRoute.RESOURCE)
+    allowed(check(actor_run, Operation.TASK_RUNS_LIST, TASK), GrantRoute.RESOURCE)
+    denied(check(EMPTY, Operation.TASK_RUNS_LIST, TASK))
+    denied(check(EMPTY, Operation.TASK_RUNS_LIST, None), 404)
     allowed(check(task_read, Operation.RUN_GET, TASK_RUN), GrantRoute.RESOURCE)
     denied(check(task_read, Operation.RUN_GET, RUN))  # not a run of the task
     denied(check(EMPTY, Operation.RUN_GET, RUN))
@@ -379,8 +383,10 @@ def test_d14_webhooks() -> None:
     denied(check(runner, Operation.WEBHOOK_CREATE, Resource(K.WEBHOOK, "", actor_id="act2")))
     moved = Resource(K.WEBHOOK, "wh1", actor_id="act2")
     denied(check(runner, Operation.WEBHOOK_UPDATE, HOOK_ACTOR, new=moved))
+    # Creating a webhook gives no access of its own: the condition governs (D14).
     mine = Resource(K.WEBHOOK, "wh9", actor_id="act1", created_by_token="tok1")
-    allowed(check(runner, Operation.WEBHOOK_GET, mine), GrantRoute.CREATED)
+    allowed(check(runner, Operation.WEBHOOK_GET, mine), GrantRoute.RESOURCE)
+    denied(check(EMPTY, Operation.WEBHOOK_GET, mine))
 
 
 # D15: unscoped tokens may do everything that exists.
@@ -392,6 +398,26 @@ def test_d15_unscoped() -> None:
     ]:
         allowed(check(Scope.full(), op, target), GrantRoute.UNSCOPED)
     denied(check(Scope.full(), Operation.TASK_RUN, None), 404)
+
+
+# D1 for references: with complete facts, a reference to a missing resource is a 404.
+def test_d1_missing_references() -> None:
+    orphan = Resource(K.TASK, "task9", actor_id="gone")
+    hook = Resource(K.WEBHOOK, "wh9", task_id="deleted")
+    runner = scope({AccountGroup.ACTORS: {X}, AccountGroup.TASKS: {R}})
+    facts = (*ALL, orphan, hook)
+    for op, target in [(Operation.TASK_RUN, orphan), (Operation.WEBHOOK_GET, hook)]:
+        d = decide(tok(runner), op, target, ACCOUNT, related=facts, now=NOW, facts_complete=True)
+        denied(d, 404)
+        assert d.reasons[0].endswith("does not exist")
+        d = decide(tok(Scope.full()), op, target, ACCOUNT, related=facts, facts_complete=True)
+        denied(d, 404)
+    # Without complete facts an unknown Actor is just unknown: account-level run covers it.
+    d = decide(tok(runner), Operation.TASK_RUN, orphan, ACCOUNT, related=facts, now=NOW)
+    allowed(d, GrantRoute.ACCOUNT)
+    ea = effective_access("tok1", runner, facts, ACCOUNT, now=NOW)
+    assert ea[orphan].permissions == {R}
+    assert ea[hook].permissions == frozenset()
 
 
 # D16: grants by username~name match resources addressed either way.
@@ -674,12 +700,12 @@ def accounts(draw: st.DrawFn) -> tuple[Resource, ...]:
     task_ids = [r.id for r in out if r.kind is K.TASK]
     storage_pool = st.sampled_from([None, "dsRun", "ds1", "ds2", "kvRun"])
     for i in range(draw(st.integers(0, 5))):
-        task = draw(st.sampled_from([None, *task_ids]))
+        task = draw(st.sampled_from([None, "deleted-task", *task_ids]))
         out.append(
             Resource(
                 K.RUN,
                 f"run{i}",
-                actor_id=draw(st.sampled_from([*actor_ids, None])),
+                actor_id=draw(st.sampled_from([*actor_ids, None, "gone"])),
                 task_id=task,
                 default_dataset_id=draw(storage_pool),
                 default_key_value_store_id=draw(st.sampled_from([None, "kvRun", "kv1"])),
@@ -696,7 +722,7 @@ def accounts(draw: st.DrawFn) -> tuple[Resource, ...]:
             Resource(
                 K.WEBHOOK,
                 f"wh{i}",
-                task_id=draw(st.sampled_from(task_ids)) if on_task else None,
+                task_id=draw(st.sampled_from([*task_ids, "deleted-task"])) if on_task else None,
                 actor_id=None if on_task else draw(st.sampled_from(actor_ids)),
                 created_by_token=draw(creator),
             )
@@ -728,7 +754,7 @@ def test_effective_access_agrees_with_decide(
         for (kind, perm), op in _OP_FOR.items():
             if kind is not r.kind:
                 continue
-            d = decide(tok(s), op, r, account, related=index, now=NOW)
+            d = decide(tok(s), op, r, account, related=index, now=NOW, facts_complete=True)
             own = d.allowed and d.grant is not GrantRoute.ANONYMOUS
             assert own == (perm in held), (r.label, perm, d.explain(), row)
             if own:

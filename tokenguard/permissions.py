@@ -233,16 +233,13 @@ STORAGE_KINDS: frozenset[ResourceKind] = frozenset(
     {ResourceKind.DATASET, ResourceKind.KEY_VALUE_STORE, ResourceKind.REQUEST_QUEUE}
 )
 
-#: Kinds a token can create and then holds "full access" to (D4, DOC_TOKENS "Allow tokens to
-#: create resources"). Webhooks record their creating token too (D14). Runs are started, not
+#: Kinds a token creates under an explicit Create permission and then holds "full access" to
+#: (D4, DOC_TOKENS "Allow tokens to create resources": tasks, schedules, storages). Webhooks
+#: record their creating token only to dispatch with its scope; managing them is governed by
+#: their condition alone (D14, DOC_TOKENS "Webhooks configuration"). Runs are started, not
 #: created, and are governed by their Actor (D6); Actors are never created by scoped tokens (D5).
 CREATABLE_KINDS: frozenset[ResourceKind] = frozenset(
-    {
-        ResourceKind.TASK,
-        ResourceKind.SCHEDULE,
-        ResourceKind.WEBHOOK,
-        *STORAGE_KINDS,
-    }
+    {ResourceKind.TASK, ResourceKind.SCHEDULE, *STORAGE_KINDS}
 )
 
 
@@ -651,18 +648,33 @@ class ResourceIndex:
         """What the rules look at besides grants: resources with the same shape that no grant
         names (directly or through what they depend on) get the same access."""
         if r.kind is _K.TASK:
-            return (r.kind, bool(r.actor_id))
+            return (r.kind, self._ref_state(_K.ACTOR, r.actor_id))
         if r.kind is _K.RUN:
-            return (r.kind, bool(r.actor_id), bool(r.task_id))
+            return (
+                r.kind,
+                self._ref_state(_K.ACTOR, r.actor_id),
+                self._ref_state(_K.TASK, r.task_id),
+            )
         if r.kind is _K.WEBHOOK:
-            task = self.by_key.get((_K.TASK, r.task_id)) if r.task_id else None
-            return (r.kind, bool(r.actor_id), bool(r.task_id), bool(task and task.actor_id))
+            task = self.resolve(_K.TASK, r.task_id) if r.task_id else None
+            return (
+                r.kind,
+                self._ref_state(_K.ACTOR, r.actor_id),
+                self._ref_state(_K.TASK, r.task_id),
+                self._ref_state(_K.ACTOR, task.actor_id if task else None),
+            )
         runs = self.runs_by_storage.get(r.key)
         if not runs:
             return (r.kind,)
         if len(runs) > 1:
             return ("own", pos)  # shared by several runs: always evaluated on its own
         return (r.kind, "default storage", self._shape(runs[0], pos))
+
+    def _ref_state(self, kind: ResourceKind, ref: str | None) -> int:
+        """0: no reference; 1: refers to an indexed resource; 2: to a missing one."""
+        if not ref:
+            return 0
+        return 1 if self.resolve(kind, ref) is not None else 2
 
     def __len__(self) -> int:
         return len(self.resources)
@@ -680,10 +692,41 @@ class ResourceIndex:
 class _Evaluator:
     """Answers "how does this token hold permission P on resource R" for one token."""
 
-    def __init__(self, token_id: str | None, scope: _CompiledScope, index: ResourceIndex):
+    def __init__(
+        self,
+        token_id: str | None,
+        scope: _CompiledScope,
+        index: ResourceIndex,
+        *,
+        complete: bool = False,
+    ):
         self.token_id = token_id
         self.scope = scope
         self.index = index
+        #: ``index`` holds every resource: a reference it lacks does not exist (D1).
+        self.complete = complete
+        #: References a requirement needed that do not exist (only when ``complete``).
+        self.missing: list[str] = []
+
+    def existing(self, kind: ResourceKind, ref: str) -> Resource | None:
+        """A resource an alternative route goes through (a run's Actor or task): its facts, a
+        bare stub when merely unknown, or None when it is known not to exist (then there is
+        no Actor or task to hold a permission on, D6)."""
+        found = self.index.resolve(kind, ref)
+        if found is not None or self.complete:
+            return found
+        return Resource(kind, ref)
+
+    def referenced(self, kind: ResourceKind, ref: str) -> Resource | None:
+        """A resource a requirement depends on: its facts, a bare stub when it is merely
+        unknown, or None (recorded as missing) when it is known not to exist."""
+        found = self.index.resolve(kind, ref)
+        if found is not None:
+            return found
+        if self.complete:
+            self.missing.append(f"{kind.value} {ref} does not exist")
+            return None
+        return Resource(kind, ref)
 
     # -- the primitive routes --------------------------------------------------------------
 
@@ -742,18 +785,22 @@ class _Evaluator:
         """
         vias: list[_Via] = []
         if run.actor_id:
-            actor = self.index.get(_K.ACTOR, run.actor_id)
-            vias += self.direct(Permission.READ, actor)
-            vias += self.direct(Permission.RUN, actor)
+            actor = self.existing(_K.ACTOR, run.actor_id)
+            if actor is not None:
+                vias += self.direct(Permission.READ, actor)
+                vias += self.direct(Permission.RUN, actor)
         if run.task_id:
-            vias += self.direct(Permission.READ, self.index.get(_K.TASK, run.task_id))
+            task = self.existing(_K.TASK, run.task_id)
+            if task is not None:
+                vias += self.direct(Permission.READ, task)
         return vias
 
     def run_abort(self, run: Resource) -> list[_Via]:
         """D6: aborting a run needs run on its Actor."""
         if not run.actor_id:
             return []
-        return self.direct(Permission.RUN, self.index.get(_K.ACTOR, run.actor_id))
+        actor = self.existing(_K.ACTOR, run.actor_id)
+        return self.direct(Permission.RUN, actor) if actor is not None else []
 
     # -- composite requirements -------------------------------------------------------------
 
@@ -769,7 +816,9 @@ class _Evaluator:
         """Run on an Actor (task create/update/run, schedule action, webhook condition)."""
         if not actor_id:
             return _Requirement("run on an unknown actor", [])
-        actor = self.index.get(_K.ACTOR, actor_id)
+        actor = self.referenced(_K.ACTOR, actor_id)
+        if actor is None:
+            return _Requirement(f"run on actor {actor_id} (which does not exist)", [])
         return _Requirement(f"run on {actor.label}", self.direct(Permission.RUN, actor))
 
     def schedule_actions(self, actions: Iterable[ScheduleAction]) -> list[_Requirement]:
@@ -781,10 +830,9 @@ class _Evaluator:
             if action.type is ScheduleActionType.RUN_ACTOR:
                 reqs.append(self.actor_run_requirement(action.target_id))
             else:
-                task = self.index.get(_K.TASK, action.target_id)
-                reqs.append(
-                    _Requirement(f"read on {task.label}", self.direct(Permission.READ, task))
-                )
+                task = self.referenced(_K.TASK, action.target_id)
+                what = f"read on task {action.target_id}"
+                reqs.append(_Requirement(what, self.direct(Permission.READ, task) if task else []))
         return reqs
 
     def webhook_condition(self, hook: Resource) -> list[_Requirement]:
@@ -793,19 +841,17 @@ class _Evaluator:
         condition needs run on it; a task condition needs read on the task + run on its
         Actor."""
         if hook.task_id:
-            task = self.index.get(_K.TASK, hook.task_id)
+            task = self.referenced(_K.TASK, hook.task_id)
+            if task is None:
+                return [_Requirement(f"read on task {hook.task_id} (which does not exist)", [])]
             return self.task_run(task, task.actor_id)
         if hook.actor_id:
             return [self.actor_run_requirement(hook.actor_id)]
         return [_Requirement("a webhook condition (actor or task)", [])]
 
     def webhook_manage(self, hook: Resource) -> list[_Requirement]:
-        """Manage an existing webhook: its creating token (D4/D14) or the condition check."""
-        cond = self.webhook_condition(hook)
-        created = self.direct(Permission.WRITE, hook)  # only the "created" route applies
-        if created:
-            return [_Requirement(f"manage {hook.label}", created)]
-        return cond
+        """Manage an existing webhook: the condition check (D14), whoever created it."""
+        return self.webhook_condition(hook)
 
 
 @dataclass(frozen=True, slots=True)
@@ -845,6 +891,7 @@ def decide(
     now: datetime | None = None,
     new: Resource | None = None,
     by_name: bool = False,
+    facts_complete: bool = False,
 ) -> Decision:
     """May ``token`` perform ``operation`` on ``target``, and why (rules D1-D18).
 
@@ -859,6 +906,10 @@ def decide(
     - ``new``: for an update, the resource as the update would leave it (a task's new Actor, a
       schedule's new actions, a webhook's new condition). Omitted: the current values.
     - ``by_name``: the request addressed the target as ``username~name`` (D11 needs the ID).
+    - ``facts_complete``: ``related`` holds every resource of the account, so a reference the
+      operation depends on (a task's Actor, a schedule action's target, a webhook's condition)
+      that is not there does not exist: 404 (D1), whoever asks. Otherwise such a reference
+      is only unknown, and cannot grant anything.
     """
     now = now or _utcnow()
     spec = _SPECS[operation]
@@ -899,15 +950,17 @@ def decide(
     if target is None and spec.verb is not _Verb.CREATE:
         return _deny(404, "resource does not exist")  # D1: 404 whoever asks
 
+    assert target is not None or spec.verb is _Verb.CREATE
+    facts = related if isinstance(related, ResourceIndex) else ResourceIndex(related)
+    ev = _Evaluator(token.id, scope, facts, complete=facts_complete)
+    reqs = _requirements(ev, operation, spec, target, new)
+    if ev.missing:
+        return _deny(404, *dict.fromkeys(ev.missing))  # D1, for unscoped tokens too
+
     # D15: unscoped tokens may do everything (DOC_TOKENS: "By default, tokens can access all
     # data in your account").
     if scope.unscoped:
         return Decision(True, 200, GrantRoute.UNSCOPED, ("unscoped token",))
-
-    assert target is not None or spec.verb is _Verb.CREATE
-    facts = related if isinstance(related, ResourceIndex) else ResourceIndex(related)
-    ev = _Evaluator(token.id, scope, facts)
-    reqs = _requirements(ev, operation, spec, target, new)
     if all(req.met for req in reqs):
         primary = _best(reqs[0].vias)
         assert primary is not None
@@ -973,12 +1026,14 @@ def _requirements(
         if verb is _V.RUN:
             return ev.task_run(target, target.actor_id)
         if verb is _V.RUNS_LIST:
-            # D6: runs of a task are readable with read on the task (or on its Actor).
-            actor = ev.index.get(_K.ACTOR, target.actor_id) if target.actor_id else None
+            # D6: the runs of a task are readable with read on the task, or read or run on
+            # its Actor; listing them is reading them, like "list runs of an actor".
+            actor = ev.existing(_K.ACTOR, target.actor_id) if target.actor_id else None
             alts = [ev.direct(Permission.READ, target)]
             if actor is not None:
                 alts += [ev.direct(Permission.READ, actor), ev.direct(Permission.RUN, actor)]
-            return [_merge_any(f"read on {target.label}", *alts)]
+            what = f"read on {target.label} (or read or run on actor {target.actor_id})"
+            return [_merge_any(what, *alts)]
         own = _Requirement(f"{r.value} on {target.label}", ev.direct(r, target))
         if verb is _V.UPDATE:
             # D7; DOC_TOKENS "Manual dependencies": "to create, update or run a task, the token
@@ -1314,7 +1369,7 @@ def effective_access(
     invalid = token.invalid_reason(now or _utcnow())
     if invalid is not None:
         return EffectiveAccess(None, index, invalid=invalid)
-    ev = _Evaluator(token_id, _CompiledScope.of(scope), index)
+    ev = _Evaluator(token_id, _CompiledScope.of(scope), index, complete=True)
     anonymous = (
         include_anonymous and account.general_access is GeneralAccess.ANYONE_WITH_ID_CAN_READ
     )
