@@ -202,7 +202,12 @@ def collect_resources(api: ApifyApi, username: str | None) -> tuple[Resource, ..
     """
     out: list[Resource] = []
     for kind, path in LIST_PATHS.items():
-        params = {"my": 1} if kind is ResourceKind.ACTOR else {}
+        # Unnamed storages (runs' default storages) are listed only on request.
+        params: dict[str, Any] = {}
+        if kind is ResourceKind.ACTOR:
+            params["my"] = 1
+        elif kind in STORAGE_KINDS:
+            params["unnamed"] = 1
         for listed in api.iter_list(path, **params):
             item = listed
             if kind is ResourceKind.SCHEDULE and "actions" not in listed:
@@ -212,20 +217,23 @@ def collect_resources(api: ApifyApi, username: str | None) -> tuple[Resource, ..
 
 
 def detect_general_access(api: ApifyApi, resources: Sequence[Resource]) -> GeneralAccess | None:
-    """Read one storage by ID without a token: 200 means anyone with the ID can read.
+    """Read one storage (or run) by ID without a token: 200 means anyone with the ID can read.
 
-    Storages whose own setting overrides the account's are skipped. ``None`` when the
-    account has no storage to try (the setting cannot be observed).
+    ``None`` when the account has no storage or run to try (the setting cannot be observed).
     """
     anonymous = api.with_token(None)
-    for res in resources:
-        if res.kind not in STORAGE_KINDS:
-            continue
-        path = {
-            ResourceKind.DATASET: "/datasets/",
-            ResourceKind.KEY_VALUE_STORE: "/key-value-stores/",
-            ResourceKind.REQUEST_QUEUE: "/request-queues/",
-        }[res.kind] + res.id
+    paths = {
+        ResourceKind.DATASET: "/datasets/",
+        ResourceKind.KEY_VALUE_STORE: "/key-value-stores/",
+        ResourceKind.REQUEST_QUEUE: "/request-queues/",
+        ResourceKind.RUN: "/actor-runs/",
+    }
+    # Storages first (the documented example), then runs, which the setting also covers.
+    candidates = [r for r in resources if r.kind in STORAGE_KINDS] + [
+        r for r in resources if r.kind is ResourceKind.RUN
+    ]
+    for res in candidates[:5]:
+        path = paths[res.kind] + res.id
         try:
             anonymous.request("GET", path)
         except ApiUnreachableError:
@@ -409,6 +417,10 @@ def build_inventory(
     resources = collect_resources(api, username)
     general = detect_general_access(api, resources)
     tokens, notes = merge_tokens(records, held, platform, policy_names=policy_names)
-    if general is None:
-        notes = (*notes, "No storage to probe: the general resource access setting is unknown.")
+    if general is None and any(
+        r.kind in STORAGE_KINDS or r.kind is ResourceKind.RUN for r in resources
+    ):
+        notes = (*notes, "The general resource access setting could not be detected.")
+    elif general is None:
+        notes = (*notes, "No storage or run to probe: general resource access is unknown.")
     return Inventory(tokens, resources, general, username, notes)
