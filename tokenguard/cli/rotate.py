@@ -23,7 +23,7 @@ from tokenguard.cli.common import api_url_option, management_token, vault_option
 from tokenguard.cli.main import main
 from tokenguard.errors import PartialFailureError
 from tokenguard.policy import load_policies, parse_duration
-from tokenguard.rotation import DEFAULT_WAIT, Outcome, RotationReport, RotationResult, rotate
+from tokenguard.rotation import DEFAULT_WAIT, Outcome, RotationReport, rotate
 from tokenguard.rotation.steps import RotationVault
 
 DEFAULT_POLICY_PATHS = ("policies",)
@@ -42,7 +42,7 @@ class _ProgressBar:
             self._bar = click.progressbar(length=total, label="rotating", file=sys.stderr)
             self._bar.__enter__()
 
-    def advance(self, result: RotationResult) -> None:
+    def advance(self) -> None:
         if self._bar is not None:
             self._bar.update(1)
 

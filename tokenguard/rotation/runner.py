@@ -49,8 +49,8 @@ class Progress(Protocol):
         """``total`` tokens have work to do."""
         ...
 
-    def advance(self, result: RotationResult) -> None:
-        """One token is done (whatever its outcome)."""
+    def advance(self) -> None:
+        """One more token has had its platform calls made."""
         ...
 
 
@@ -128,8 +128,10 @@ class _Run:
         self.dry_run = dry_run
         self.only_policy = only_policy
         self.progress = progress
-        self.rows: list[RotationResult] = []
+        self.rows: list[RotationResult] = []  # rows decided while planning
+        self.item_rows: list[RotationResult] = []  # one per work item, filled in as it runs
         self.platform: list[TokenInfo] = []
+        self.fatal: TokenGuardError | None = None
 
     # -- planning -------------------------------------------------------------------------
 
@@ -252,68 +254,15 @@ class _Run:
                 )
             )
 
-    def _finish(self, item: _Work, pending: TokenRecord, row: RotationResult) -> RotationResult:
-        assert item.policy is not None
-        if not steps.is_verified(pending):
-            verdict = steps.verify(self.ctx, pending)
-            if verdict.verdict is ProbeVerdict.FAILED:
-                error = verdict.error or "verification failed"
-                steps.fail(self.ctx, pending, error)
-                return replace(
-                    row,
-                    outcome=Outcome.FAILED,
-                    error=f"replacement {pending.name} revoked: {error}",
-                )
-            if verdict.verdict is ProbeVerdict.TRANSIENT:
-                return replace(
-                    row,
-                    outcome=Outcome.ERROR,
-                    error=f"{verdict.error}; the next run verifies {pending.name} again",
-                )
-        row = replace(row, step=Step.VERIFY)
-        retired = steps.promote(self.ctx, pending, item.policy)
-        row = replace(row, step=Step.PROMOTE, outcome=Outcome.ROTATED)
-        now = self.ctx.clock()
-        for old in retired:
-            if old.retire_at is not None and old.retire_at <= now:  # compromised: no grace
-                steps.revoke_retiring(self.ctx, old)
-                row = replace(row, step=Step.REVOKE)
-        return row
-
-    def _execute(self, item: _Work, row: RotationResult) -> RotationResult:
-        if item.kind is _Kind.REVOKE:
-            if self.dry_run:
-                return replace(row, outcome=Outcome.WOULD_REVOKE)
-            steps.revoke_retiring(self.ctx, item.record)
-            return replace(row, step=Step.REVOKE, outcome=Outcome.REVOKED)
-        if item.kind is _Kind.CLEANUP:
-            if self.dry_run:
-                return replace(row, outcome=Outcome.WOULD_REVOKE)
-            steps.revoke_failed(self.ctx, item.record)
-            return replace(row, outcome=Outcome.REVOKED)
-        assert item.policy is not None
-        if item.kind is _Kind.RESUME:
-            assert item.pending is not None
-            if self.dry_run:
-                return replace(row, outcome=Outcome.WOULD_RESUME)
-            return self._finish(item, item.pending, row)
-        if self.dry_run:
-            return replace(row, outcome=Outcome.WOULD_ROTATE)
-        pending = steps.issue(
-            self.ctx, item.policy, item.record, item.reasons, platform=self.platform
-        )
-        row = replace(
-            row, step=Step.ISSUE, new_fingerprint=pending.fingerprint, new_name=pending.name
-        )
-        return self._finish(item, pending, row)
-
     def _base_row(self, item: _Work) -> RotationResult:
         if item.kind is _Kind.CLEANUP:
             return RotationResult(
                 name=item.record.name,
                 policy=item.record.policy,
                 outcome=Outcome.ERROR,
+                step=Step.ISSUE,
                 new_fingerprint=item.record.fingerprint,
+                new_name=item.record.name,
             )
         row = RotationResult(
             name=item.record.name,
@@ -337,31 +286,184 @@ class _Run:
                 row = replace(row, old_fingerprint=None)
         return row
 
+    def _failed(self, index: int, exc: TokenGuardError) -> None:
+        """Record an error on row ``index``; stop all further work if it is fatal."""
+        self.item_rows[index] = replace(
+            self.item_rows[index], outcome=Outcome.ERROR, error=_error_text(exc)
+        )
+        if _is_fatal(exc) and self.fatal is None:
+            self.fatal = exc
+
+    def _advance(self) -> None:
+        if self.progress is not None:
+            self.progress.advance()
+
+    def _revoke_old(self, batch: Sequence[tuple[int, TokenRecord, Outcome, Step]]) -> None:
+        """Revoke tokens on the platform one by one, then record them in one write."""
+        done: list[tuple[int, TokenRecord, Outcome, Step]] = []
+        for index, record, outcome, step in batch:
+            if self.fatal is not None:
+                break
+            try:
+                steps.revoke_on_platform(self.ctx, record)
+            except TokenGuardError as exc:
+                self._failed(index, exc)
+                continue
+            done.append((index, record, outcome, step))
+        if not done:
+            return
+        try:
+            steps.mark_revoked(self.ctx, [record for _, record, _, _ in done])
+        except TokenGuardError as exc:
+            for index, *_ in done:
+                self._failed(index, exc)
+            return
+        for index, _, outcome, step in done:
+            self.item_rows[index] = replace(self.item_rows[index], outcome=outcome, step=step)
+
+    def _execute(self, work: Sequence[_Work]) -> None:
+        """Carry out the work in phases; each phase ends with the vault write recording it."""
+        ctx = self.ctx
+        # Old tokens first: revoking after the grace and cleaning up failures.
+        old: list[tuple[int, TokenRecord, Outcome, Step]] = []
+        for index, item in enumerate(work):
+            if item.kind is _Kind.REVOKE:
+                old.append((index, item.record, Outcome.REVOKED, Step.REVOKE))
+            elif item.kind is _Kind.CLEANUP:
+                old.append((index, item.record, Outcome.REVOKED, Step.ISSUE))
+        self._revoke_old(old)
+        for _ in old:
+            self._advance()
+
+        # Issue (one write per token: the secret is stored the moment it arrives) ...
+        pending: list[tuple[int, TokenRecord, TokenPolicy]] = []
+        for index, item in enumerate(work):
+            if item.policy is None:
+                continue
+            if item.kind is _Kind.RESUME:
+                assert item.pending is not None
+                pending.append((index, item.pending, item.policy))
+                continue
+            if self.fatal is not None:
+                self._failed(index, self.fatal)
+                self._advance()
+                continue
+            try:
+                record = steps.issue(
+                    ctx, item.policy, item.record, item.reasons, platform=self.platform
+                )
+            except TokenGuardError as exc:
+                self._failed(index, exc)
+                self._advance()
+                continue
+            self.item_rows[index] = replace(
+                self.item_rows[index],
+                step=Step.ISSUE,
+                new_fingerprint=record.fingerprint,
+                new_name=record.name,
+            )
+            pending.append((index, record, item.policy))
+
+        # ... verify (read-only probes), recorded in one write ...
+        verified: list[tuple[int, TokenRecord, TokenPolicy]] = []
+        newly_verified: list[TokenRecord] = []
+        failed: list[tuple[int, TokenRecord, str]] = []
+        for index, record, policy in pending:
+            self._advance()
+            if steps.is_verified(record):
+                verified.append((index, record, policy))
+                continue
+            if self.fatal is not None:
+                self._failed(index, self.fatal)
+                continue
+            result = steps.probe(ctx, record)
+            if result.verdict is ProbeVerdict.OK:
+                verified.append((index, record, policy))
+                newly_verified.append(record)
+            elif result.verdict is ProbeVerdict.FAILED:
+                error = result.error or "verification failed"
+                try:
+                    steps.revoke_replacement(ctx, record)
+                except TokenGuardError as exc:
+                    self._failed(index, exc)
+                    continue
+                failed.append((index, record, error))
+            else:
+                self.item_rows[index] = replace(
+                    self.item_rows[index],
+                    outcome=Outcome.ERROR,
+                    error=f"{result.error}; the next run verifies {record.name} again",
+                )
+        try:
+            steps.record_verification(
+                ctx, newly_verified, [(record, error) for _, record, error in failed]
+            )
+        except TokenGuardError as exc:
+            for index, *_ in [*verified, *failed]:
+                self._failed(index, exc)
+            return
+        for index, record, error in failed:
+            self.item_rows[index] = replace(
+                self.item_rows[index],
+                outcome=Outcome.FAILED,
+                error=f"replacement {record.name} revoked: {error}",
+            )
+
+        # ... promote, in one atomic write ...
+        if self.fatal is not None:
+            # The vault or the API is gone: verified replacements stay pending (and verified)
+            # for the next run rather than being promoted with nobody to revoke the old ones.
+            for index, *_ in verified:
+                self._failed(index, self.fatal)
+            return
+        try:
+            retired = steps.promote(ctx, [(record, policy) for _, record, policy in verified])
+        except TokenGuardError as exc:
+            for index, *_ in verified:
+                self._failed(index, exc)
+            return
+        now = ctx.clock()
+        at_once: list[tuple[int, TokenRecord, Outcome, Step]] = []
+        for index, record, _ in verified:
+            self.item_rows[index] = replace(
+                self.item_rows[index], step=Step.PROMOTE, outcome=Outcome.ROTATED
+            )
+            for old_record in retired.get(record.name, []):
+                if old_record.retire_at is not None and old_record.retire_at <= now:
+                    at_once.append((index, old_record, Outcome.ROTATED, Step.REVOKE))
+
+        # ... and a compromised old token is revoked at once, without grace.
+        self._revoke_old(at_once)
+
     def run(self) -> RotationReport:
         work = self.plan()
         if self.progress is not None:
             self.progress.start(len(work))
-        fatal: TokenGuardError | None = None
+        self.item_rows = [self._base_row(item) for item in work]
+        if self.dry_run:
+            would = {
+                _Kind.ROTATE: Outcome.WOULD_ROTATE,
+                _Kind.RESUME: Outcome.WOULD_RESUME,
+                _Kind.REVOKE: Outcome.WOULD_REVOKE,
+                _Kind.CLEANUP: Outcome.WOULD_REVOKE,
+            }
+            self.item_rows = [
+                replace(row, outcome=would[item.kind])
+                for row, item in zip(self.item_rows, work, strict=True)
+            ]
         if work:
             try:
                 self._sweep_orphans(self.ctx.vault.list())
             except TokenGuardError as exc:
-                fatal = exc
-                work = []
-        for item in work:
-            row = self._base_row(item)
-            try:
-                row = self._execute(item, row)
-            except TokenGuardError as exc:
-                row = replace(row, outcome=Outcome.ERROR, error=_error_text(exc))
-                if _is_fatal(exc):
-                    fatal = exc
-            self.rows.append(row)
-            if self.progress is not None:
-                self.progress.advance(row)
-            if fatal is not None:
-                break
-        return RotationReport(results=tuple(self.rows), dry_run=self.dry_run, fatal=fatal)
+                self.fatal = exc
+                self.item_rows = [
+                    replace(row, outcome=Outcome.ERROR, error=_error_text(exc))
+                    for row in self.item_rows
+                ]
+        if work and not self.dry_run and self.fatal is None:
+            self._execute(work)
+        rows = sorted([*self.rows, *self.item_rows], key=lambda r: r.name)
+        return RotationReport(results=tuple(rows), dry_run=self.dry_run, fatal=self.fatal)
 
 
 def rotate(

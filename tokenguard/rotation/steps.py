@@ -1,7 +1,10 @@
 """The crash-safe rotation state machine: issue -> verify -> promote -> (grace) -> revoke.
 
 Every step ends with a vault write that records it, before the next step starts, so the
-vault alone says where a rotation stands and a rerun resumes there:
+vault alone says where a rotation stands and a rerun resumes there. Issuing writes once per
+token (the secret must be stored the moment it arrives); the later steps write once per
+batch of tokens, which is safe because everything they follow is read-only (probes) or
+idempotent (revoke), so a crash before a batch write is settled by doing it again:
 
 =====================================  ===============================================
 vault state found                      what the next run does
@@ -141,17 +144,6 @@ def _store(ctx: StepContext, record: TokenRecord) -> None:
     ctx.vault.update(apply)
 
 
-def _evolve_stored(ctx: StepContext, name: str, **changes: object) -> None:
-    """Apply ``changes`` to the record as it is in the vault now (not a stale copy)."""
-
-    def apply(records: dict[str, TokenRecord]) -> None:
-        current = records.get(name)
-        if current is not None:
-            records[name] = current.evolve(**changes)
-
-    ctx.vault.update(apply)
-
-
 def issue(
     ctx: StepContext,
     policy: TokenPolicy,
@@ -208,11 +200,11 @@ def issue(
     return record
 
 
-def verify(ctx: StepContext, pending: TokenRecord) -> VerifyResult:
-    """Step 2: probe the pending token; on success record ``verified_at``."""
+def probe(ctx: StepContext, pending: TokenRecord) -> VerifyResult:
+    """Step 2a: probe the pending token (read-only; nothing is written)."""
     scope = pending.scope
     assert scope is not None, "rotation always stores the scope it issued"
-    result = verify_token(
+    return verify_token(
         ctx.api,
         pending.secret,
         scope,
@@ -220,11 +212,6 @@ def verify(ctx: StepContext, pending: TokenRecord) -> VerifyResult:
         retries=ctx.verify_retries,
         sleep=ctx.sleep,
     )
-    if result.ok:
-        meta = {**pending.meta, "verified_at": _iso(ctx.clock())}
-        _evolve_stored(ctx, pending.name, meta=meta)
-        checkpoint("verify")
-    return result
 
 
 def is_verified(record: TokenRecord) -> bool:
@@ -232,59 +219,90 @@ def is_verified(record: TokenRecord) -> bool:
     return "verified_at" in record.meta
 
 
-def fail(ctx: StepContext, pending: TokenRecord, error: str) -> None:
-    """A replacement that failed verification: revoke it, then mark it ``failed``.
+def revoke_replacement(ctx: StepContext, pending: TokenRecord) -> None:
+    """A replacement failed verification: revoke it on the platform (404 = already gone).
 
-    Revoking first keeps this idempotent: a crash in between leaves a pending record whose
-    (revoked) token fails verification again on the next run, which lands here again.
+    Revoked before it is marked ``failed``: a crash in between leaves a pending record whose
+    (dead) token fails verification again on the next run, which comes back here.
     """
     if pending.issuer_id:
         ctx.issuer.revoke(pending.issuer_id)
-    meta = {
-        **pending.meta,
-        "failure": error,
-        "failed_at": _iso(ctx.clock()),
-        "platform_revoked": bool(pending.issuer_id),
-    }
-    _evolve_stored(ctx, pending.name, status=TokenStatus.FAILED, meta=meta)
 
 
-def promote(ctx: StepContext, pending: TokenRecord, policy: TokenPolicy) -> list[TokenRecord]:
-    """Step 3, one atomic vault write: the replacement becomes the policy's only active token.
-
-    Every other active token of the policy becomes ``retiring`` until now + grace (at once
-    when it is marked compromised). Returns the retired records as stored.
+def record_verification(
+    ctx: StepContext,
+    verified: Sequence[TokenRecord],
+    failed: Sequence[tuple[TokenRecord, str]],
+) -> None:
+    """Step 2b, one vault write for a batch: ``verified_at`` on the replacements that passed,
+    ``failed`` (with the reason) on those that did not and were revoked.
     """
-    now = ctx.clock()
-    retired: list[TokenRecord] = []
+    if not verified and not failed:
+        return
+    now = _iso(ctx.clock())
 
     def apply(records: dict[str, TokenRecord]) -> None:
-        current = records.get(pending.name)
-        if current is None or current.status is not TokenStatus.PENDING:
-            return
-        meta = {**current.meta, "promoted_at": _iso(now)}
-        records[pending.name] = current.evolve(status=TokenStatus.ACTIVE, meta=meta)
-        for other in list(records.values()):
-            if (
-                other.policy == policy.name
-                and other.status is TokenStatus.ACTIVE
-                and other.name != pending.name
-            ):
-                grace = timedelta(0) if other.compromised else policy.grace
-                retiring = other.evolve(
-                    status=TokenStatus.RETIRING, rotated_at=now, retire_at=now + grace
-                )
-                records[other.name] = retiring
-                retired.append(retiring)
+        for pending in verified:
+            current = records.get(pending.name)
+            if current is not None and current.status is TokenStatus.PENDING:
+                records[pending.name] = current.evolve(meta={**current.meta, "verified_at": now})
+        for pending, error in failed:
+            current = records.get(pending.name)
+            if current is not None and current.status is TokenStatus.PENDING:
+                meta = {
+                    **current.meta,
+                    "failure": error,
+                    "failed_at": now,
+                    "platform_revoked": bool(current.issuer_id),
+                }
+                records[pending.name] = current.evolve(status=TokenStatus.FAILED, meta=meta)
 
-    retired.clear()
+    ctx.vault.update(apply)
+    checkpoint("verify")
+
+
+def promote(
+    ctx: StepContext, batch: Sequence[tuple[TokenRecord, TokenPolicy]]
+) -> dict[str, list[TokenRecord]]:
+    """Step 3, one atomic vault write: each replacement becomes its policy's only active token.
+
+    Every other active token of the policy becomes ``retiring`` until now + grace (at once
+    when it is marked compromised). Returns, per promoted record name, the records retired.
+    """
+    if not batch:
+        return {}
+    now = ctx.clock()
+    retired: dict[str, list[TokenRecord]] = {}
+
+    def apply(records: dict[str, TokenRecord]) -> None:
+        retired.clear()
+        for pending, policy in batch:
+            current = records.get(pending.name)
+            if current is None or current.status is not TokenStatus.PENDING:
+                continue
+            meta = {**current.meta, "promoted_at": _iso(now)}
+            records[pending.name] = current.evolve(status=TokenStatus.ACTIVE, meta=meta)
+            retired[pending.name] = []
+            for other in list(records.values()):
+                if (
+                    other.policy == policy.name
+                    and other.status is TokenStatus.ACTIVE
+                    and other.name != pending.name
+                ):
+                    grace = timedelta(0) if other.compromised else policy.grace
+                    retiring = other.evolve(
+                        status=TokenStatus.RETIRING, rotated_at=now, retire_at=now + grace
+                    )
+                    records[other.name] = retiring
+                    retired[pending.name].append(retiring)
+
     ctx.vault.update(apply)
     checkpoint("promote")
     return retired
 
 
-def revoke_retiring(ctx: StepContext, record: TokenRecord) -> None:
-    """Step 4: revoke a retiring token whose grace has passed, then mark it ``revoked``."""
+def revoke_on_platform(ctx: StepContext, record: TokenRecord) -> None:
+    """Step 4a: revoke a token on the platform (404 = already gone, also fine)."""
     if not record.issuer_id:
         raise RotationStepError(
             f"{record.name} has no platform token ID, so the token API cannot revoke it",
@@ -292,8 +310,33 @@ def revoke_retiring(ctx: StepContext, record: TokenRecord) -> None:
         )
     ctx.issuer.revoke(record.issuer_id)
     checkpoint("revoke-api")
-    meta = {**record.meta, "revoked_at": _iso(ctx.clock())}
-    _evolve_stored(ctx, record.name, status=TokenStatus.REVOKED, meta=meta)
+
+
+def mark_revoked(ctx: StepContext, records: Sequence[TokenRecord]) -> None:
+    """Step 4b, one vault write for a batch revoked on the platform.
+
+    Retiring tokens become ``revoked``; failed replacements get ``platform_revoked``. A
+    crash before this write only means the next run revokes them again (404 is fine).
+    """
+    if not records:
+        return
+    now = _iso(ctx.clock())
+
+    def apply(stored: dict[str, TokenRecord]) -> None:
+        for record in records:
+            current = stored.get(record.name)
+            if current is None:
+                continue
+            if current.status is TokenStatus.FAILED:
+                stored[record.name] = current.evolve(
+                    meta={**current.meta, "platform_revoked": True}
+                )
+            elif current.status is TokenStatus.RETIRING:
+                stored[record.name] = current.evolve(
+                    status=TokenStatus.REVOKED, meta={**current.meta, "revoked_at": now}
+                )
+
+    ctx.vault.update(apply)
     checkpoint("revoke")
 
 
@@ -304,10 +347,3 @@ def needs_platform_revoke(record: TokenRecord) -> bool:
         and bool(record.issuer_id)
         and not record.meta.get("platform_revoked", False)
     )
-
-
-def revoke_failed(ctx: StepContext, record: TokenRecord) -> None:
-    """Finish a failed replacement whose revocation did not go through earlier."""
-    assert record.issuer_id
-    ctx.issuer.revoke(record.issuer_id)
-    _evolve_stored(ctx, record.name, meta={**record.meta, "platform_revoked": True})
