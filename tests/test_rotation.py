@@ -306,3 +306,27 @@ def test_failover_pool_sees_no_failed_request_during_rotations(world: World) -> 
     (active,) = world.by_status("svc", TokenStatus.ACTIVE)
     assert active.name == "svc.3"
     assert pool.status().tokens[0].fingerprint == active.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("tty", "tokens", "shown"), [(True, 4, True), (True, 3, False), (False, 4, False)]
+)
+def test_progress_bar_only_on_a_terminal_for_more_than_a_few(
+    sandbox: SandboxHandle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tty: bool,
+    tokens: int,
+    shown: bool,
+) -> None:
+    import tokenguard.cli.rotate as rotate_cli
+
+    names = [f"p{i}" for i in range(tokens)]
+    world = make_world(sandbox, tmp_path, policy_text(names), T0 - 8 * DAY)
+    for name, value in world.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(rotate_cli, "_stderr_is_tty", lambda: tty)
+    result = CliRunner().invoke(main, ["rotate", "--policies", str(world.policies_path)])
+    assert result.exit_code == 0, result.output
+    assert ("rotating" in result.stderr) is shown
+    assert f"{tokens} rotated" in result.stderr

@@ -31,6 +31,11 @@ DEFAULT_POLICY_PATHS = ("policies",)
 PROGRESS_THRESHOLD = 3
 
 
+def _stderr_is_tty() -> bool:
+    # A function (not inline) so tests can stand in for a terminal.
+    return sys.stderr.isatty()
+
+
 class _ProgressBar:
     """A click progress bar on stderr, only on a terminal and only for more than a few."""
 
@@ -38,7 +43,7 @@ class _ProgressBar:
         self._bar: Any = None
 
     def start(self, total: int) -> None:
-        if total > PROGRESS_THRESHOLD and sys.stderr.isatty():
+        if total > PROGRESS_THRESHOLD and _stderr_is_tty():
             self._bar = click.progressbar(length=total, label="rotating", file=sys.stderr)
             self._bar.__enter__()
 
