@@ -238,7 +238,9 @@ class FileStorage:
 
     # -- writing ------------------------------------------------------------------------
 
-    def write(self, data: bytes, *, generation: int, expected_generation: int | None) -> Hashable:
+    def write(
+        self, data: bytes | bytearray, *, generation: int, expected_generation: int | None
+    ) -> Hashable:
         """Atomically replace the vault with ``data`` if the generation is unchanged."""
         with self.write_lock():
             current = self._current_generation()
@@ -268,7 +270,7 @@ class FileStorage:
             self._prune_backups()
             return self.stamp()
 
-    def _write_temp(self, tmp: Path, data: bytes) -> None:
+    def _write_temp(self, tmp: Path, data: bytes | bytearray) -> None:
         fd = os.open(
             tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )

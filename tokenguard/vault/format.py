@@ -163,6 +163,15 @@ def encode_with_aad(aad: bytes, ciphertext: bytes) -> bytes:
     return b"".join((aad, hashlib.sha256(aad).digest(), ciphertext))
 
 
+def file_buffer(aad: bytes, payload_len: int) -> tuple[bytearray, int]:
+    """A file image with header and digest filled in, and the offset of the sealed part."""
+    offset = len(aad) + DIGEST_LEN
+    image = bytearray(offset + payload_len + TAG_LEN)
+    image[: len(aad)] = aad
+    image[len(aad) : offset] = hashlib.sha256(aad).digest()
+    return image, offset
+
+
 def encode_aad(header: Header) -> bytes:
     """Magic, version, length and header: the payload's associated data."""
     body = canonical_json(header.to_json())

@@ -49,7 +49,9 @@ class VaultStorage(Protocol):
         """Exclusive lock for read-modify-write (VaultLockedError after ``timeout`` s)."""
         ...
 
-    def write(self, data: bytes, *, generation: int, expected_generation: int | None) -> Hashable:
+    def write(
+        self, data: bytes | bytearray, *, generation: int, expected_generation: int | None
+    ) -> Hashable:
         """Store ``data`` if the current generation is ``expected_generation``.
 
         ``None`` means the vault must not exist yet. Returns the new stamp. The old blob stays

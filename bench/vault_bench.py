@@ -1,0 +1,143 @@
+"""Vault benchmark: unlock time, and load/save time for 100, 1,000 and 10,000 tokens.
+
+Each save is printed beside its floor: ChaCha20-Poly1305 encryption of the same number of
+bytes + writing them to a new file + fsync, nothing else. Target: a save of 10,000 tokens
+within 3x of that floor. A "save" is one ``put`` into an open vault (lock, change check,
+encode, encrypt, temp file + fsync, backup link, replace, directory fsync); "save, all
+changed" re-encodes every record too.
+
+    .venv/bin/python bench/vault_bench.py
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from tokenguard.permissions import AccountGroup, Permission, ResourceGrant, ResourceType, Scope
+from tokenguard.secrets import Secret
+from tokenguard.vault import TokenRecord, TokenStatus, Unlocker, Vault
+
+SIZES = (100, 1_000, 10_000)
+TARGET_RATIO = 3.0
+
+
+def _median(fn: Callable[[], object], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _record(i: int) -> TokenRecord:
+    created = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=i)
+    return TokenRecord(
+        name=f"policy{i % 50}.{i}",
+        secret=Secret(f"apify_api_{i:036d}"),
+        status=TokenStatus.ACTIVE,
+        policy=f"policy{i % 50}",
+        scope=Scope(
+            account={AccountGroup.STORAGES: frozenset({Permission.READ})},
+            resources=(
+                ResourceGrant(ResourceType.ACTOR, f"actor{i:08d}", frozenset({Permission.RUN})),
+                ResourceGrant(ResourceType.DATASET, f"ds{i:08d}", frozenset({Permission.WRITE})),
+            ),
+        ),
+        created_at=created,
+        expires_at=created + timedelta(days=90),
+        issuer_id=f"tok{i:012d}",
+        policy_digest=f"sha256:{i:064x}",
+        notes="benchmark token",
+    )
+
+
+def _floor(directory: Path, size: int, runs: int) -> float:
+    """AEAD-encrypt ``size`` bytes, write them to a new file and fsync it."""
+    key = ChaCha20Poly1305.generate_key()
+    data = os.urandom(size)
+    counter = iter(range(1_000_000))
+
+    def once() -> None:
+        sealed = ChaCha20Poly1305(key).encrypt(os.urandom(12), data, b"header")
+        path = directory / f"floor-{next(counter)}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, sealed)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.unlink(path)
+
+    return _median(once, runs)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="tg-vault-bench-") as tmp:
+        root = Path(tmp)
+        os.environ["XDG_STATE_HOME"] = str(root / "state")
+        key = root / "key"
+        passphrase = Secret("benchmark passphrase")
+        small = root / "small" / "vault.tgv"
+        Vault.init(small, key_file=key, passphrase=passphrase)
+        unlock_pp = _median(lambda: Vault.open(small, unlocker=Unlocker(passphrase=passphrase)), 5)
+        unlock_key = _median(lambda: Vault.open(small, unlocker=Unlocker(key_file=key)), 50)
+        print("unlock (empty vault)")
+        print(f"  passphrase (Argon2id m=64 MiB t=3 p=1): {unlock_pp * 1000:8.1f} ms")
+        print(f"  key file (HKDF):                        {unlock_key * 1000:8.2f} ms")
+        print()
+        header = (
+            f"{'tokens':>7} {'file KiB':>9} {'load ms':>8} {'save ms':>8} {'floor ms':>9} "
+            f"{'save/floor':>10} {'save all ms':>12} {'all/floor':>9}"
+        )
+        print(header)
+        print("-" * len(header))
+        verdict = []
+        for n in SIZES:
+            path = root / f"v{n}" / "vault.tgv"
+            vault = Vault.init(path, key_file=key)
+            vault.update(lambda d, n=n: d.update({r.name: r for r in map(_record, range(n))}))
+            size = path.stat().st_size
+            runs = 20 if n < 10_000 else 10
+            load = _median(lambda path=path: Vault.open(path, unlocker=Unlocker(key_file=key)), 5)
+            vault = Vault.open(path, unlocker=Unlocker(key_file=key))
+            counter = iter(range(1_000_000))
+            save = _median(
+                lambda vault=vault, counter=counter: vault.put(
+                    _record(0).evolve(notes=f"edit {next(counter)}")
+                ),
+                runs,
+            )
+
+            def save_all(vault: Vault = vault, counter: object = counter) -> None:
+                tag = f"all {next(counter)}"  # type: ignore[call-overload]
+                vault.update(lambda d: d.update({k: r.evolve(notes=tag) for k, r in d.items()}))
+
+            save_all_t = _median(save_all, 5)
+            floor = _floor(root, size, runs)
+            ratio = save / floor
+            print(
+                f"{n:>7} {size / 1024:>9.0f} {load * 1000:>8.1f} {save * 1000:>8.1f} "
+                f"{floor * 1000:>9.2f} {ratio:>9.2f}x {save_all_t * 1000:>12.1f} "
+                f"{save_all_t / floor:>8.2f}x"
+            )
+            if n == 10_000:
+                verdict.append(ratio)
+        print()
+        ok = all(r <= TARGET_RATIO for r in verdict)
+        print(
+            f"target: save of 10,000 tokens within {TARGET_RATIO:.0f}x of the floor -> "
+            f"{verdict[0]:.2f}x {'OK' if ok else 'MISSED'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
