@@ -1,31 +1,40 @@
 """The apify-client adapter: a real ``ApifyClient`` whose requests fail over across a pool.
 
 ``apify_client(pool, api_url=...)`` builds an ``ApifyClient`` with
-``ApifyClient.with_custom_http_client`` and a custom ``HttpClient`` that sends every attempt
-through an httpx client carrying :class:`~tokenguard.failover.auth.FailoverAuth` (the
-``Authorization`` header is set per attempt from the pool) and
-:class:`~tokenguard.failover.transport.FailoverTransport`.
+``ApifyClient.with_custom_http_client`` and :class:`FailoverHttpClient`, a subclass of
+apify-client's own default transport (``ImpitHttpClient``) whose ``send_request`` runs the
+same decision flow as :class:`~tokenguard.failover.auth.FailoverAuth`
+(:func:`tokenguard.failover.flow.decide`): the ``Authorization`` header (and a ``?token=``
+query parameter, if any) is set per attempt from the pool. Keeping Impit underneath means the
+adapter costs what apify-client's default client costs, plus the flow's few microseconds.
+:class:`FailoverHttpClientAsync` is the twin for ``ApifyClientAsync``.
 
 Retries: apify-client has its own retry loop for 429, 5xx and transport errors (4 retries,
 500 ms doubling). Left on, it would multiply with tokenguard's (each of its attempts running a
-full failover loop) and would resend a POST that may have reached the server. The adapter
-therefore turns apify-client's loop off (``max_retries=0``) and lets tokenguard do all the
-retrying with the same timing: one loop, one set of rules (including "a POST is not resent
-unless marked idempotent").
+full failover loop: up to 5 x 7 attempts) and it resends POSTs that may have reached the
+server. The adapter turns apify-client's loop off (``max_retries=0``) and lets tokenguard do
+all the retrying with the same timing: one loop, one set of rules (including "a POST is not
+resent after a 5xx or a dropped connection unless the client was built with
+``retry_non_idempotent=True``").
 
 This module needs the ``apify`` extra (``pip install 'tokenguard[apify]'``).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
-
-import httpx
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 try:
+    import impit
     from apify_client import ApifyClient, ApifyClientAsync
-    from apify_client.http_clients import HttpClient, HttpClientAsync
+    from apify_client.http_clients import (
+        HttpResponse,
+        ImpitHttpClient,
+        ImpitHttpClientAsync,
+    )
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     from tokenguard.errors import ConfigError
 
@@ -34,13 +43,10 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         hint="Install the extra: pip install 'tokenguard[apify]'.",
     ) from exc
 
-from tokenguard.failover.auth import FailoverAuth
 from tokenguard.failover.backoff import Backoff
-from tokenguard.failover.pool import TokenPool
-from tokenguard.failover.transport import FailoverTransport
-
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+from tokenguard.failover.flow import IDEMPOTENT_METHODS, SUCCESS, Outcome, Sleep, decide
+from tokenguard.failover.pool import TokenPool, _Slot
+from tokenguard.secrets import redact
 
 __all__ = [
     "FailoverHttpClient",
@@ -50,32 +56,92 @@ __all__ = [
 ]
 
 _DEFAULT_API_URL = "https://api.apify.com"
+_NOT_SENT = (impit.ConnectError, impit.ConnectTimeout, impit.PoolTimeout)
+_PERMANENT = (
+    impit.LocalProtocolError,
+    impit.UnsupportedProtocol,
+    impit.TooManyRedirects,
+    impit.HTTPStatusError,
+)
 
 
-def _base_kwargs(
+def _init_kwargs(
     headers: dict[str, str] | None,
     user_agent_suffix: str | list[str] | None,
     timeouts: dict[str, timedelta],
 ) -> dict[str, Any]:
-    # max_retries=0: tokenguard's FailoverAuth is the only retry loop (see module docstring).
+    suffix = [user_agent_suffix] if isinstance(user_agent_suffix, str) else user_agent_suffix
+    # max_retries=0: the failover flow is the only retry loop (see the module docstring).
     return {
         "token": None,
         "max_retries": 0,
         "headers": headers,
-        "user_agent_suffix": [
-            "tokenguard",
-            *(
-                [user_agent_suffix]
-                if isinstance(user_agent_suffix, str)
-                else (user_agent_suffix or [])
-            ),
-        ],
+        "user_agent_suffix": ["tokenguard", *(suffix or [])],
         **timeouts,
     }
 
 
-class FailoverHttpClient(HttpClient):
-    """apify-client ``HttpClient`` whose attempts fail over across a :class:`TokenPool`."""
+class _Attempts:
+    """What the sync and async clients share: the request's shape and per-attempt headers."""
+
+    __slots__ = ("headers", "idempotent", "method", "path", "query_token", "url")
+
+    def __init__(self, method: str, url: str, headers: dict[str, str], retry_any: bool) -> None:
+        self.method = method.upper()
+        self.url = url
+        parts = urlsplit(url)
+        self.path = parts.path
+        self.query_token = "token=" in parts.query and any(
+            k == "token" for k, _ in parse_qsl(parts.query, keep_blank_values=True)
+        )
+        self.headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        self.idempotent = retry_any or self.method in IDEMPOTENT_METHODS
+
+    def for_slot(self, slot: _Slot) -> tuple[str, dict[str, str]]:
+        headers = dict(self.headers)
+        headers["Authorization"] = slot.header
+        if not self.query_token:
+            return self.url, headers
+        parts = urlsplit(self.url)
+        query = [
+            (k, slot.raw if k == "token" else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        return urlunsplit(parts._replace(query=urlencode(query))), headers
+
+
+def _error_outcome(exc: Exception) -> Outcome:
+    return Outcome(
+        0,
+        error=exc,
+        sent=not isinstance(exc, _NOT_SENT),
+        permanent=isinstance(exc, _PERMANENT),
+    )
+
+
+def _response_outcome(response: HttpResponse) -> Outcome:
+    """The outcome of a response whose body (if an error) has been read."""
+    status = response.status_code
+    if status < 400:
+        return SUCCESS
+    if status in (401, 403):
+        etype: str | None = None
+        message = ""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            raw_type = body["error"].get("type")
+            etype = str(raw_type) if raw_type is not None else None
+            message = redact(str(body["error"].get("message", "")))
+        return Outcome(status, error_type=etype, message=message)
+    headers = response.headers
+    return Outcome(status, retry_after=headers.get("retry-after") or headers.get("Retry-After"))
+
+
+class FailoverHttpClient(ImpitHttpClient):
+    """apify-client's default (Impit) transport, failing over across a :class:`TokenPool`."""
 
     def __init__(
         self,
@@ -83,30 +149,20 @@ class FailoverHttpClient(HttpClient):
         *,
         backoff: Backoff | None = None,
         retry_non_idempotent: bool = False,
-        transport: httpx.BaseTransport | None = None,
         headers: dict[str, str] | None = None,
         user_agent_suffix: str | list[str] | None = None,
         **timeouts: timedelta,
     ) -> None:
-        super().__init__(**_base_kwargs(headers, user_agent_suffix, timeouts))
-        self.auth = FailoverAuth(pool, backoff=backoff, retry_non_idempotent=retry_non_idempotent)
-        self._httpx = httpx.Client(
-            auth=self.auth,
-            transport=FailoverTransport(transport or httpx.HTTPTransport()),
-            follow_redirects=True,
-            event_hooks={"response": [self._clear_cookies]},
-        )
+        super().__init__(**_init_kwargs(headers, user_agent_suffix, timeouts))
+        self.pool = pool
+        self.backoff = backoff or Backoff()
+        self.retry_non_idempotent = retry_non_idempotent
 
-    def _clear_cookies(self, _response: httpx.Response) -> None:
-        # Server cookies must not ride along on later API requests (as apify-client does).
-        self._httpx.cookies.clear()
-
-    def is_timeout_error(self, exc: Exception) -> bool:
-        """Python's and httpx's timeouts."""
-        return isinstance(exc, (TimeoutError, httpx.TimeoutException))
+    def __repr__(self) -> str:
+        return f"FailoverHttpClient({self.pool!r})"
 
     def is_retryable_transport_error(self, exc: Exception) -> bool:
-        """Never: FailoverAuth has already retried what was safe to retry."""
+        """Never: the failover flow has already retried what was safe to retry."""
         return False
 
     def send_request(
@@ -118,20 +174,53 @@ class FailoverHttpClient(HttpClient):
         content: bytes | Iterator[bytes] | None,
         timeout: float | None,
         stream: bool,
-    ) -> httpx.Response:
-        """One call: FailoverAuth runs every attempt it needs."""
-        request = self._httpx.build_request(
-            method=method, url=url, headers=headers, content=content, timeout=timeout
-        )
-        return self._httpx.send(request, stream=stream)
+    ) -> impit.Response:
+        """Send with the pool's best token, failing over and retrying per the flow."""
+        if content is not None and not isinstance(content, bytes):
+            content = b"".join(content)  # buffered, so every attempt can resend it
+        shape = _Attempts(method, url, headers, self.retry_non_idempotent)
+        flow = decide(self.pool, self.backoff, shape.method, shape, idempotent=shape.idempotent)
+        send = super().send_request
+        last: impit.Response | None = None
+        error: Exception | None = None
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, Sleep):
+                    self.backoff.sleep_sync(step.seconds)
+                    step = flow.send(None)
+                    continue
+                if last is not None:
+                    last.close()
+                attempt_url, attempt_headers = shape.for_slot(step)
+                try:
+                    last = send(
+                        method=method,
+                        url=attempt_url,
+                        headers=attempt_headers,
+                        content=content,
+                        timeout=timeout,
+                        stream=stream,
+                    )
+                except impit.HTTPError as exc:
+                    last, error = None, exc
+                    step = flow.send(_error_outcome(exc))
+                    continue
+                error = None
+                if last.status_code >= 400:
+                    last.read()
+                step = flow.send(_response_outcome(last))
+        except StopIteration:
+            if error is not None:
+                raise error from None
+            assert last is not None
+            return last
+        finally:
+            flow.close()
 
-    def close(self) -> None:
-        """Close the httpx connection pool."""
-        self._httpx.close()
 
-
-class FailoverHttpClientAsync(HttpClientAsync):
-    """apify-client ``HttpClientAsync`` whose attempts fail over across a :class:`TokenPool`."""
+class FailoverHttpClientAsync(ImpitHttpClientAsync):
+    """apify-client's default async (Impit) transport, failing over across a pool."""
 
     def __init__(
         self,
@@ -139,29 +228,20 @@ class FailoverHttpClientAsync(HttpClientAsync):
         *,
         backoff: Backoff | None = None,
         retry_non_idempotent: bool = False,
-        transport: httpx.AsyncBaseTransport | None = None,
         headers: dict[str, str] | None = None,
         user_agent_suffix: str | list[str] | None = None,
         **timeouts: timedelta,
     ) -> None:
-        super().__init__(**_base_kwargs(headers, user_agent_suffix, timeouts))
-        self.auth = FailoverAuth(pool, backoff=backoff, retry_non_idempotent=retry_non_idempotent)
-        self._httpx = httpx.AsyncClient(
-            auth=self.auth,
-            transport=FailoverTransport(transport or httpx.AsyncHTTPTransport()),
-            follow_redirects=True,
-            event_hooks={"response": [self._clear_cookies]},
-        )
+        super().__init__(**_init_kwargs(headers, user_agent_suffix, timeouts))
+        self.pool = pool
+        self.backoff = backoff or Backoff()
+        self.retry_non_idempotent = retry_non_idempotent
 
-    async def _clear_cookies(self, _response: httpx.Response) -> None:
-        self._httpx.cookies.clear()
-
-    def is_timeout_error(self, exc: Exception) -> bool:
-        """Python's and httpx's timeouts."""
-        return isinstance(exc, (TimeoutError, httpx.TimeoutException))
+    def __repr__(self) -> str:
+        return f"FailoverHttpClientAsync({self.pool!r})"
 
     def is_retryable_transport_error(self, exc: Exception) -> bool:
-        """Never: FailoverAuth has already retried what was safe to retry."""
+        """Never: the failover flow has already retried what was safe to retry."""
         return False
 
     async def send_request(
@@ -173,16 +253,49 @@ class FailoverHttpClientAsync(HttpClientAsync):
         content: bytes | AsyncIterator[bytes] | None,
         timeout: float | None,
         stream: bool,
-    ) -> httpx.Response:
-        """One call: FailoverAuth runs every attempt it needs."""
-        request = self._httpx.build_request(
-            method=method, url=url, headers=headers, content=content, timeout=timeout
-        )
-        return await self._httpx.send(request, stream=stream)
-
-    async def aclose(self) -> None:
-        """Close the httpx connection pool."""
-        await self._httpx.aclose()
+    ) -> impit.Response:
+        """Send with the pool's best token, failing over and retrying per the flow."""
+        if content is not None and not isinstance(content, bytes):
+            content = b"".join([chunk async for chunk in content])
+        shape = _Attempts(method, url, headers, self.retry_non_idempotent)
+        flow = decide(self.pool, self.backoff, shape.method, shape, idempotent=shape.idempotent)
+        send = super().send_request
+        last: impit.Response | None = None
+        error: Exception | None = None
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, Sleep):
+                    await self.backoff.sleep_async(step.seconds)
+                    step = flow.send(None)
+                    continue
+                if last is not None:
+                    await last.aclose()
+                attempt_url, attempt_headers = shape.for_slot(step)
+                try:
+                    last = await send(
+                        method=method,
+                        url=attempt_url,
+                        headers=attempt_headers,
+                        content=content,
+                        timeout=timeout,
+                        stream=stream,
+                    )
+                except impit.HTTPError as exc:
+                    last, error = None, exc
+                    step = flow.send(_error_outcome(exc))
+                    continue
+                error = None
+                if last.status_code >= 400:
+                    await last.aread()
+                step = flow.send(_response_outcome(last))
+        except StopIteration:
+            if error is not None:
+                raise error from None
+            assert last is not None
+            return last
+        finally:
+            flow.close()
 
 
 def apify_client(
@@ -192,7 +305,6 @@ def apify_client(
     api_public_url: str | None = None,
     backoff: Backoff | None = None,
     retry_non_idempotent: bool = False,
-    transport: httpx.BaseTransport | None = None,
     **kwargs: Any,
 ) -> ApifyClient:
     """A real ``ApifyClient`` whose requests fail over across ``pool``.
@@ -201,11 +313,7 @@ def apify_client(
     ``timeout_short`` ... ``timeout_max``).
     """
     http = FailoverHttpClient(
-        pool,
-        backoff=backoff,
-        retry_non_idempotent=retry_non_idempotent,
-        transport=transport,
-        **kwargs,
+        pool, backoff=backoff, retry_non_idempotent=retry_non_idempotent, **kwargs
     )
     return ApifyClient.with_custom_http_client(
         api_url=api_url, api_public_url=api_public_url or api_url, http_client=http
@@ -219,16 +327,11 @@ def apify_client_async(
     api_public_url: str | None = None,
     backoff: Backoff | None = None,
     retry_non_idempotent: bool = False,
-    transport: httpx.AsyncBaseTransport | None = None,
     **kwargs: Any,
 ) -> ApifyClientAsync:
     """A real ``ApifyClientAsync`` whose requests fail over across ``pool``."""
     http = FailoverHttpClientAsync(
-        pool,
-        backoff=backoff,
-        retry_non_idempotent=retry_non_idempotent,
-        transport=transport,
-        **kwargs,
+        pool, backoff=backoff, retry_non_idempotent=retry_non_idempotent, **kwargs
     )
     return ApifyClientAsync.with_custom_http_client(
         api_url=api_url, api_public_url=api_public_url or api_url, http_client=http

@@ -1,11 +1,13 @@
 """FailoverAuth: one decision generator driving httpx's sync and async auth flows.
 
 httpx's ``Auth`` generators cannot await, yet backoff must sleep with ``time.sleep`` in a
-``Client`` and ``asyncio.sleep`` in an ``AsyncClient``. So the decision logic lives in one
-generator, :meth:`FailoverAuth._flow`, which yields either a request to send or a
-:class:`Sleep` instruction; :meth:`FailoverAuth.sync_auth_flow` and
-:meth:`FailoverAuth.async_auth_flow` are thin drivers that perform the sleeps (and body reads)
-in their own mode and pass everything else through.
+``Client`` and ``asyncio.sleep`` in an ``AsyncClient``. So the decisions live in one
+generator, :func:`tokenguard.failover.flow.decide`, which yields either the token to send the
+next attempt with or a :class:`Sleep` instruction; :meth:`FailoverAuth.sync_auth_flow` and
+:meth:`FailoverAuth.async_auth_flow` are thin drivers that set the header, read error bodies
+and sleep in their own mode. Every ``error.type`` read comes from the response body, so the
+drivers read the body of error responses (small JSON) and never of successful ones (which may
+be streamed by the caller).
 
 httpx does not show transport errors (refused or dropped connections) to an auth flow: they
 escape from the transport. :class:`FailoverTransport` wraps the real transport and hands such
@@ -18,17 +20,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncGenerator, Generator
-from dataclasses import dataclass
 
 import httpx
 
 from tokenguard.errors import UsageError
 from tokenguard.failover.backoff import Backoff
-from tokenguard.failover.events import EventKind, FailoverEvent
+from tokenguard.failover.flow import IDEMPOTENT_METHODS, SUCCESS, Outcome, Sleep, decide
 from tokenguard.failover.pool import TokenPool, _Slot
-from tokenguard.failover.routing import Access, resolve
-from tokenguard.failover.transport import MARKER_STATUS as _MARKER_STATUS
-from tokenguard.failover.transport import TRANSPORT_ERROR as _TRANSPORT_ERROR
+from tokenguard.failover.transport import MARKER_STATUS, TRANSPORT_ERROR
 from tokenguard.secrets import redact
 
 __all__ = [
@@ -43,19 +42,10 @@ __all__ = [
 IDEMPOTENT = "tokenguard.idempotent"
 
 
-# RFC 9110 idempotent methods: resending them cannot do a thing twice.
-_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 # Transport errors raised before any byte of the request left: always safe to resend.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Transport errors a resend cannot fix.
 _PERMANENT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
-
-
-@dataclass(frozen=True, slots=True)
-class Sleep:
-    """An instruction from the decision generator to its driver: wait ``seconds``."""
-
-    seconds: float
 
 
 def _error_info(response: httpx.Response) -> tuple[str | None, str]:
@@ -144,13 +134,24 @@ class FailoverAuth(httpx.Auth):
             return True
         return False
 
+    def _start(self, request: httpx.Request) -> Generator[_Slot | Sleep, Outcome | None, None]:
+        flag = request.extensions.get(IDEMPOTENT)
+        method = request.method
+        if flag is None:
+            idempotent = self.retry_non_idempotent or method in IDEMPOTENT_METHODS
+        else:
+            idempotent = bool(flag)
+        return decide(self.pool, self.backoff, method, request.url, idempotent=idempotent)
+
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        """Drive :meth:`_flow` for ``httpx.Client``: sleeps block the thread."""
+        """Drive :func:`~tokenguard.failover.flow.decide` for ``httpx.Client``."""
         if self._unreplayable(request):
             request.read()
-        flow = self._flow(request)
+        query_token = b"token=" in request.url.query and "token" in request.url.params
+        flow = self._start(request)
+        last: httpx.Response | None = None
         try:
             step = next(flow)
             while True:
@@ -158,11 +159,14 @@ class FailoverAuth(httpx.Auth):
                     self.backoff.sleep_sync(step.seconds)
                     step = flow.send(None)
                     continue
-                response = yield step
-                if response.status_code >= 400:
-                    response.read()
-                step = flow.send(response)
+                _authorize(request, step, query_token)
+                last = yield request
+                if last.status_code >= 400:
+                    last.read()
+                step = flow.send(_outcome(last))
         except StopIteration:
+            if last is not None:
+                _raise_transport_error(last)
             return
         finally:
             flow.close()
@@ -170,10 +174,12 @@ class FailoverAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        """Drive :meth:`_flow` for ``httpx.AsyncClient``: sleeps await."""
+        """Drive :func:`~tokenguard.failover.flow.decide` for ``httpx.AsyncClient``."""
         if self._unreplayable(request):
             await request.aread()
-        flow = self._flow(request)
+        query_token = b"token=" in request.url.query and "token" in request.url.params
+        flow = self._start(request)
+        last: httpx.Response | None = None
         try:
             step = next(flow)
             while True:
@@ -181,11 +187,14 @@ class FailoverAuth(httpx.Auth):
                     await self.backoff.sleep_async(step.seconds)
                     step = flow.send(None)
                     continue
-                response = yield step
-                if response.status_code >= 400:
-                    await response.aread()
-                step = flow.send(response)
+                _authorize(request, step, query_token)
+                last = yield request
+                if last.status_code >= 400:
+                    await last.aread()
+                step = flow.send(_outcome(last))
         except StopIteration:
+            if last is not None:
+                _raise_transport_error(last)
             return
         finally:
             flow.close()
@@ -194,211 +203,35 @@ class FailoverAuth(httpx.Auth):
         """The synchronous flow (httpx calls the sync/async drivers directly)."""
         return self.sync_auth_flow(request)
 
-    # -- the one decision generator ---------------------------------------------------
 
-    def _flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request | Sleep, httpx.Response | None, None]:
-        pool = self.pool
-        backoff = self.backoff
-        method = request.method
-        path = request.url.path
-        flag = request.extensions.get(IDEMPOTENT)
-        if flag is None:
-            idempotent = self.retry_non_idempotent or method in _IDEMPOTENT_METHODS
-        else:
-            idempotent = bool(flag)
-        query_token = b"token=" in request.url.query and "token" in request.url.params
-        # The scope model is consulted only once some token was refused something (403).
-        access: Access | None = resolve(method, path) if pool._has_denials() else None
-        rate_retries = 0
-        error_retries = 0
-        slot: _Slot | None = pool._acquire(access)
-        try:
-            while True:
-                assert slot is not None
-                request.headers["Authorization"] = slot.header
-                if query_token:
-                    request.url = request.url.copy_set_param("token", slot.raw)
-                response = yield request
-                assert response is not None
-                status = response.status_code
-                exc: Exception | None = None
-                if status == _MARKER_STATUS:
-                    exc = response.extensions.get(_TRANSPORT_ERROR)
-                if exc is None:
-                    if status < 400:
-                        return
-                    if status == 401:
-                        etype, message = _error_info(response)
-                        reason = f"HTTP 401 {etype or 'unauthorized'}" + (
-                            f": {message}" if message else ""
-                        )
-                        if pool._mark_dead(slot, reason):
-                            pool._emit(
-                                FailoverEvent(
-                                    EventKind.TOKEN_DEAD,
-                                    slot.fingerprint,
-                                    method=method,
-                                    path=path,
-                                    status=401,
-                                    error_type=etype,
-                                    reason=reason,
-                                )
-                            )
-                        pool._release(slot)
-                        old, slot = slot, None
-                        slot = self._next(
-                            old, access=access, method=method, path=path, status=401, etype=etype
-                        )
-                        continue
-                    if status == 403:
-                        etype, _ = _error_info(response)
-                        if etype != "insufficient-permissions":
-                            return
-                        if access is None:
-                            access = resolve(method, path)
-                        if access is None:  # the scope model does not know this call
-                            return
-                        pool._deny(slot, access)
-                        pool._emit(
-                            FailoverEvent(
-                                EventKind.DENIED,
-                                slot.fingerprint,
-                                method=method,
-                                path=path,
-                                status=403,
-                                error_type=etype,
-                                reason=f"lacks {access.needed}",
-                            )
-                        )
-                        pool._release(slot)
-                        old, slot = slot, None
-                        slot = self._next(
-                            old, access=access, method=method, path=path, status=403, etype=etype
-                        )
-                        continue
-                    if status == 429:
-                        rate_retries += 1
-                        if rate_retries > backoff.max_retries:
-                            self._gave_up(
-                                slot, method, path, status, "rate limit retries exhausted"
-                            )
-                            return
-                        delay = backoff.delay_for(rate_retries, response.headers.get("Retry-After"))
-                        pool._cool(slot, delay)
-                        pool._emit(
-                            FailoverEvent(
-                                EventKind.COOLDOWN,
-                                slot.fingerprint,
-                                method=method,
-                                path=path,
-                                status=429,
-                                delay=delay,
-                                attempt=rate_retries,
-                            )
-                        )
-                        yield Sleep(delay)
-                        if slot.dead:  # a 401 elsewhere killed it while we waited
-                            pool._release(slot)
-                            old, slot = slot, None
-                            slot = self._next(
-                                old, access=access, method=method, path=path, status=401, etype=None
-                            )
-                        continue
-                    if status < 500 or status == 501:
-                        return
-                    reached = True
-                elif isinstance(exc, _PERMANENT):
-                    raise exc
-                else:
-                    reached = not isinstance(exc, _NOT_SENT)
-                # A 5xx answer or a transport error.
-                what = type(exc).__name__ if exc is not None else f"HTTP {status}"
-                if reached and not idempotent:
-                    self._gave_up(
-                        slot,
-                        method,
-                        path,
-                        status if exc is None else None,
-                        f"{what}; not resent: {method} may have reached the server "
-                        "(mark it idempotent to allow resending)",
-                    )
-                    if exc is not None:
-                        raise exc
-                    return
-                error_retries += 1
-                if error_retries > backoff.max_retries:
-                    self._gave_up(
-                        slot,
-                        method,
-                        path,
-                        status if exc is None else None,
-                        f"{what}; retries exhausted",
-                    )
-                    if exc is not None:
-                        raise exc
-                    return
-                retry_after = response.headers.get("Retry-After") if exc is None else None
-                delay = backoff.delay_for(error_retries, retry_after)
-                pool._emit(
-                    FailoverEvent(
-                        EventKind.RETRY,
-                        slot.fingerprint,
-                        method=method,
-                        path=path,
-                        status=status if exc is None else None,
-                        reason=what,
-                        delay=delay,
-                        attempt=error_retries,
-                    )
-                )
-                yield Sleep(delay)
-                if slot.dead:
-                    pool._release(slot)
-                    old, slot = slot, None
-                    slot = self._next(
-                        old, access=access, method=method, path=path, status=401, etype=None
-                    )
-        finally:
-            if slot is not None:
-                pool._release(slot)
+def _authorize(request: httpx.Request, slot: _Slot, query_token: bool) -> None:
+    request.headers["Authorization"] = slot.header
+    if query_token:  # the API's other auth form: replace it too
+        request.url = request.url.copy_set_param("token", slot.raw)
 
-    def _next(
-        self,
-        old: _Slot,
-        *,
-        access: Access | None,
-        method: str,
-        path: str,
-        status: int,
-        etype: str | None,
-    ) -> _Slot:
-        """The next token after ``old`` (already released); raises when none is left."""
-        nxt = self.pool._acquire(access)
-        self.pool._emit(
-            FailoverEvent(
-                EventKind.FAILOVER,
-                old.fingerprint,
-                next_fingerprint=nxt.fingerprint,
-                method=method,
-                path=path,
-                status=status,
-                error_type=etype,
+
+def _outcome(response: httpx.Response) -> Outcome:
+    status = response.status_code
+    if status < 400:
+        return SUCCESS
+    if status == MARKER_STATUS:
+        error = response.extensions.get(TRANSPORT_ERROR)
+        if isinstance(error, Exception):
+            return Outcome(
+                0,
+                error=error,
+                sent=not isinstance(error, _NOT_SENT),
+                permanent=isinstance(error, _PERMANENT),
             )
-        )
-        return nxt
+    if status in (401, 403):
+        etype, message = _error_info(response)
+        return Outcome(status, error_type=etype, message=message)
+    return Outcome(status, retry_after=response.headers.get("Retry-After"))
 
-    def _gave_up(
-        self, slot: _Slot, method: str, path: str, status: int | None, reason: str
-    ) -> None:
-        self.pool._emit(
-            FailoverEvent(
-                EventKind.GAVE_UP,
-                slot.fingerprint,
-                method=method,
-                path=path,
-                status=status,
-                reason=reason,
-            )
-        )
+
+def _raise_transport_error(response: httpx.Response) -> None:
+    """The flow gave up on a transport error: the caller gets the original exception."""
+    if response.status_code == MARKER_STATUS:
+        error = response.extensions.get(TRANSPORT_ERROR)
+        if isinstance(error, Exception):
+            raise error
