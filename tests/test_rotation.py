@@ -97,15 +97,16 @@ def test_full_cycle_rotate_then_revoke_after_grace_then_nothing(world: World) ->
     assert world.stats() == before  # nothing due: not a single API call
 
 
+class FaultyIssuer(HttpTokenIssuer):
+    """Right after issuing, make the sandbox answer the next request (the probe) with 401."""
+
+    def issue(self, name: str, **kwargs: Any) -> IssuedToken:
+        issued = super().issue(name, **kwargs)
+        self.api.request("POST", "/_sandbox/faults", json={"status": 401, "count": 1})
+        return issued
+
+
 def test_failed_verification_revokes_the_replacement_and_keeps_the_old(world: World) -> None:
-    class FaultyIssuer(HttpTokenIssuer):
-        """Right after issuing, make the sandbox answer the next request with 401."""
-
-        def issue(self, name: str, **kwargs: Any) -> IssuedToken:
-            issued = super().issue(name, **kwargs)
-            self.api.request("POST", "/_sandbox/faults", json={"status": 401, "count": 1})
-            return issued
-
     (old,) = world.by_status("svc", TokenStatus.ACTIVE)
     report = _rotate(world, Clock(T0 + 8 * DAY), issuer=FaultyIssuer(world.api))
     assert report.exit_code is ExitCode.FINDINGS
@@ -229,6 +230,13 @@ def test_cli_table_json_and_exit_codes_never_show_secrets(
     assert result_json.exit_code == 0
     for output in (result.output, result_json.output):
         assert not any(s in output for s in secrets)
+    monkeypatch.setattr("tokenguard.cli.rotate.HttpTokenIssuer", FaultyIssuer)
+    failed = runner.invoke(main, [*args, "--now", "svc"])
+    assert failed.exit_code == 1
+    assert "failed" in failed.stdout and "error: 1 token(s) not rotated" in failed.stderr
+    monkeypatch.undo()
+    for name, value in world.env().items():
+        monkeypatch.setenv(name, value)
     assert runner.invoke(main, [*args, "--policy", "nope"]).exit_code == 2
     assert runner.invoke(main, [*args, "--now", "nope"]).exit_code == 2
     assert runner.invoke(main, [*args, "--expiring-within", "soon"]).exit_code == 2

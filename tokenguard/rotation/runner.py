@@ -28,6 +28,7 @@ from tokenguard.errors import (
     VaultLockedError,
 )
 from tokenguard.policy.model import PLATFORM_NAME_PREFIX, TokenPolicy
+from tokenguard.policy.plan import platform_serial
 from tokenguard.rotation import steps
 from tokenguard.rotation.due import DueReason, due_reasons
 from tokenguard.rotation.results import Outcome, RotationReport, RotationResult, Step
@@ -245,12 +246,12 @@ class _Run:
                 continue
             if not self.dry_run:
                 self.ctx.issuer.revoke(orphan.id)
+            parsed = platform_serial(orphan.name)
             self.rows.append(
                 RotationResult(
                     name=orphan.name,
-                    policy=None,
+                    policy=parsed[0] if parsed else None,
                     outcome=Outcome.WOULD_REVOKE if self.dry_run else Outcome.ORPHAN_REVOKED,
-                    error=None,
                 )
             )
 
