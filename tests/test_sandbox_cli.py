@@ -81,3 +81,15 @@ def test_bad_seed_is_a_usage_error() -> None:
 def test_help() -> None:
     result = CliRunner().invoke(main, ["sandbox", "serve", "--help"])
     assert result.exit_code == 0 and "--rate-limit" in result.output
+
+
+def test_port_in_use_is_a_usage_error() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["sandbox", "serve", "--port", str(port), "--json"])
+    assert result.exit_code == 2
+    assert "Cannot bind" in result.output and "apify_api_" not in result.output

@@ -536,7 +536,12 @@ class SandboxServer:
         self._runner = web.ServerRunner(server, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
         port = self.port
         for address in self._runner.addresses:
             # (host, port) for IPv4, (host, port, flow, scope) for IPv6.
