@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import impit
 import pytest
+from apify_client.errors import ApifyApiError
 
 from tokenguard.api import ApifyApi, HttpTokenIssuer, IssuedToken
 from tokenguard.failover import (
@@ -414,3 +416,96 @@ def test_fault_injection_loses_and_duplicates_nothing() -> None:
     assert len(cooldowns) == faults_injected["429"]
     served_429 = sum(i["count"] for i in stats if i["status"] == 429)
     assert served_429 == faults_injected["429"]  # no real rate limit was hit
+
+
+def test_apify_adapter_follows_the_same_retry_rules(sandbox: SandboxHandle) -> None:
+    first, second = _issue(sandbox, "first"), _issue(sandbox, "second")
+    events: list[FailoverEvent] = []
+    pool = TokenPool([_pool_token(first), _pool_token(second)], on_event=events.append)
+    client = apify_client(pool, api_url=sandbox.url)
+    scraper = sandbox.ref("web-scraper")
+
+    def fault(**body: Any) -> None:
+        with _admin(sandbox) as api:
+            api.request("POST", "/_sandbox/faults", json={"count": 1, **body})
+
+    def runs_started() -> list[tuple[int, int]]:
+        return sorted(
+            (i["status"], i["count"])
+            for i in _stats(sandbox)
+            if i["method"] == "POST" and i["route"].endswith("/runs")
+        )
+
+    _clear_stats(sandbox)
+    fault(status=429)
+    fault(status=503)
+    assert len(client.actors().list().items) == 3  # 429 waited out, 503 retried (GET)
+    assert [e.kind for e in events] == [EventKind.COOLDOWN, EventKind.RETRY]
+    # A run start that may have reached the server is not resent: apify-client's own retry
+    # loop is off, tokenguard's does not resend a POST after a 5xx or a drop.
+    fault(status=500)
+    with pytest.raises(ApifyApiError) as info:
+        client.actor(scraper).start()
+    assert info.value.status_code == 500
+    fault(kind="drop")
+    with pytest.raises(impit.TransportError):  # the transport's own error, re-raised as is
+        client.actor(scraper).start()
+    assert runs_started() == [(0, 1), (500, 1)]
+    # A 429 on a POST is safe to resend: the server refused it before doing anything.
+    fault(status=429)
+    client.actor(scraper).start()
+    assert runs_started() == [(0, 1), (201, 1), (429, 1), (500, 1)]
+    # Opting in to resending POSTs.
+    eager = apify_client(pool, api_url=sandbox.url, retry_non_idempotent=True)
+    fault(status=502)
+    eager.actor(scraper).start()
+    assert (201, 2) in runs_started()
+    assert not [e for e in events if e.kind is EventKind.FAILOVER]
+    assert pool.status().get(second.secret.fingerprint).requests == 0
+    # A dead token still fails over inside the adapter.
+    _revoke(sandbox, first)
+    assert len(client.actors().list().items) == 3
+    assert pool.status().get(first.secret.fingerprint).health is TokenHealth.DEAD
+
+
+def test_pool_from_a_real_vault_picks_up_a_rotation_without_restart(
+    sandbox: SandboxHandle, tmp_path: Any
+) -> None:
+    from tokenguard.vault import TokenRecord, TokenStatus, Unlocker, Vault
+
+    key, path = tmp_path / "vault.key", tmp_path / "vault" / "tokens.tgv"
+    rotation = Vault.init(path, key_file=key)  # the rotation job's handle
+    old = _issue(sandbox, "scraper.1")
+    rotation.add(
+        TokenRecord(
+            name="scraper.1",
+            secret=old.secret,
+            status=TokenStatus.ACTIVE,
+            policy="scraper",
+            scope=old.info.scope,
+            issuer_id=old.info.id,
+        )
+    )
+    program = Vault.open(path, unlocker=Unlocker(key_file=key))  # the long-running program's
+    pool = TokenPool.from_vault(program, policy="scraper")
+    with failover_client(pool, base_url=sandbox.api_url) as client:
+        assert client.get("/acts").request.headers["Authorization"].endswith(old.secret.reveal())
+        new = _issue(sandbox, "scraper.2")
+
+        def rotate(records: dict[str, TokenRecord]) -> None:
+            records["scraper.1"] = records["scraper.1"].evolve(status=TokenStatus.RETIRING)
+            records["scraper.2"] = TokenRecord(
+                name="scraper.2", secret=new.secret, status=TokenStatus.ACTIVE, policy="scraper"
+            )
+
+        rotation.update(rotate)
+        sent = client.get("/acts").request.headers["Authorization"]
+        assert sent.endswith(new.secret.reveal())  # the next request, no restart
+        assert [t.name for t in pool.status().tokens] == ["scraper.2", "scraper.1"]
+        # The grace period ends: the old token is revoked and marked so in the vault.
+        _revoke(sandbox, old)
+        rotation.update(
+            lambda r: r.__setitem__("scraper.1", r["scraper.1"].evolve(status=TokenStatus.REVOKED))
+        )
+        assert client.get("/acts").status_code == 200
+    assert [t.name for t in pool.status().tokens] == ["scraper.2"]
