@@ -19,7 +19,7 @@ from tokenguard.errors import ExitCode
 from tokenguard.policy import ResourceResolver, plan
 from tokenguard.rotation import Outcome, RotationReport, Step, rotate
 from tokenguard.sandbox.testing import SandboxHandle
-from tokenguard.vault import TokenStatus
+from tokenguard.vault import TokenRecord, TokenStatus
 
 T0 = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
@@ -338,3 +338,25 @@ def test_progress_bar_only_on_a_terminal_for_more_than_a_few(
     assert result.exit_code == 0, result.output
     assert ("rotating" in result.stderr) is shown
     assert f"{tokens} rotated" in result.stderr
+
+
+def test_a_hand_added_token_is_replaced_but_its_revocation_is_left_to_the_admin(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    world = make_world(sandbox, tmp_path, policy_text(["svc"]), T0)
+    world.vault.update(lambda recs: recs.clear())  # start from a token made in the Console
+    legacy = TokenRecord(name="legacy", secret=sandbox.token("storage-reader"), policy="svc")
+    world.vault.put(legacy)
+
+    clock = Clock(T0)
+    report = _rotate(world, clock)  # unknown age: due
+    assert [(r.name, r.outcome) for r in report.results] == [("legacy", Outcome.ROTATED)]
+    assert world.by_status("svc", TokenStatus.ACTIVE)[0].name.startswith("svc.")
+
+    clock.now += 2 * DAY
+    report = _rotate(world, clock)
+    (row,) = [r for r in report.results if r.name == "legacy"]
+    assert row.outcome is Outcome.ERROR and report.exit_code is ExitCode.FINDINGS
+    assert row.error and "Revoke it in the Apify Console" in row.error
+    (still,) = world.by_status("svc", TokenStatus.RETIRING)  # not marked revoked: it is not
+    assert still.name == "legacy" and world.status_with(still.secret) == 200
