@@ -65,9 +65,11 @@ def test_status_faults(admin: httpx.Client, status: int, error_type: str) -> Non
 
 
 def test_latency_and_drop_faults(admin: httpx.Client) -> None:
-    admin.post("/_sandbox/faults", json={"kind": "latency", "ms": 50, "count": 1})
-    r = admin.get("/acts")
-    assert r.status_code == 200 and r.elapsed.total_seconds() >= 0.05
+    pending = admin.post("/_sandbox/faults", json={"kind": "latency", "ms": 20, "count": 1})
+    assert pending.json()["data"]["pending"] == [{"kind": "latency", "ms": 20, "count": 1}]
+    # A delayed request still succeeds, and it used the fault up (no timing assertions).
+    assert admin.get("/acts").status_code == 200
+    assert admin.get("/_sandbox/faults").json()["data"]["pending"] == []
     admin.post("/_sandbox/faults", json={"kind": "drop", "count": 1})
     with pytest.raises(httpx.TransportError):
         admin.get("/acts")
@@ -100,6 +102,17 @@ def test_settings_roundtrip(admin: httpx.Client) -> None:
     assert r.json()["data"]["generalResourceAccess"] == "ANYONE_WITH_ID_CAN_READ"
 
 
+def _freeze_limiter(sb: SandboxHandle) -> None:
+    """Stop token-bucket refills so limits trip deterministically (no racing real time)."""
+
+    def freeze(_: object) -> None:
+        limiter = sb.server.app.limiter
+        frozen = limiter.clock()
+        limiter.clock = lambda: frozen
+
+    sb.on_loop(freeze)
+
+
 def test_account_rate_limit() -> None:
     with (
         running_sandbox("empty", rate_limit=5) as sb,
@@ -107,26 +120,35 @@ def test_account_rate_limit() -> None:
             base_url=sb.api_url, headers={"Authorization": f"Bearer {sb.admin_token.reveal()}"}
         ) as http,
     ):
-        statuses = [http.get("/users/me").status_code for _ in range(30)]
-        assert statuses[:5] == [200] * 5
-        assert 429 in statuses
+        _freeze_limiter(sb)
+        statuses = [http.get("/users/me").status_code for _ in range(8)]
+        assert statuses == [200] * 5 + [429] * 3
         r = http.get("/users/me")
-        if r.status_code == 429:
-            assert r.json()["error"]["type"] == "rate-limit-exceeded"
-            assert r.headers["X-RateLimit-Limit"] == "5"
+        assert r.json()["error"]["type"] == "rate-limit-exceeded"
+        assert r.headers["X-RateLimit-Limit"] == "5"
         # Controls are exempt.
         assert all(http.get("/_sandbox/stats").status_code == 200 for _ in range(20))
 
 
-def test_per_resource_rate_limit(admin: httpx.Client) -> None:
-    statuses = [admin.get("/datasets/demo~products").status_code for _ in range(150)]
-    assert statuses[:60] == [200] * 60
-    assert 429 in statuses
-    r = admin.get("/datasets/demo~products")
-    if r.status_code == 429:
-        assert r.headers["X-RateLimit-Limit"] == "60"
-    # Another resource has its own bucket.
+def test_per_resource_rate_limits(sandbox: SandboxHandle, admin: httpx.Client) -> None:
+    _freeze_limiter(sandbox)
+    statuses = [admin.get("/datasets/demo~products").status_code for _ in range(65)]
+    assert statuses == [200] * 60 + [429] * 5
+    r = admin.get("/datasets/demo~products/items")  # same resource, same 60/s bucket
+    assert r.status_code == 429 and r.headers["X-RateLimit-Limit"] == "60"
+    # Records have their own 200/s bucket, pushes 400/s; other resources are unaffected.
+    records = [
+        admin.get("/key-value-stores/demo~exports/records/latest.pdf").status_code
+        for _ in range(201)
+    ]
+    assert records == [200] * 200 + [429]
     assert admin.get("/datasets/demo~invoices").status_code == 200
+    pushes = [
+        admin.post("/datasets/demo~products/items", json={"n": i}).status_code for i in range(5)
+    ]
+    assert pushes == [201] * 5
+    # Collections only count against the account limit.
+    assert all(admin.get("/datasets").status_code == 200 for _ in range(70))
 
 
 def test_keep_alive_and_no_secret_in_reprs(sandbox: SandboxHandle) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 #: Apify's global limit: 250,000 requests per minute per user.
@@ -19,14 +20,13 @@ class TokenBucket:
     stamp: float
 
     @classmethod
-    def full(cls, rate: float, capacity: float | None = None) -> TokenBucket:
+    def full(cls, rate: float, now: float, capacity: float | None = None) -> TokenBucket:
         """A bucket that starts full (a fresh client may burst up to ``capacity``)."""
         cap = rate if capacity is None else capacity
-        return cls(rate, cap, cap, time.monotonic())
+        return cls(rate, cap, cap, now)
 
-    def take(self) -> bool:
-        """Take one token; False when the bucket is empty (answer 429)."""
-        now = time.monotonic()
+    def take(self, now: float) -> bool:
+        """Take one token at time ``now``; False when the bucket is empty (answer 429)."""
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1:
@@ -36,28 +36,40 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """The account bucket plus one bucket per (resource, limit) pair."""
+    """The account bucket plus one bucket per (resource, limit) pair.
 
-    def __init__(self, account_per_second: float | None = None) -> None:
+    ``clock`` (seconds, monotonic) is injectable so tests can freeze refills instead of
+    racing real time.
+    """
+
+    def __init__(
+        self,
+        account_per_second: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clock = clock
+        now = clock()
         if account_per_second is None:
             rate = DEFAULT_ACCOUNT_PER_MINUTE / 60
-            self.account = TokenBucket.full(rate, DEFAULT_ACCOUNT_PER_MINUTE)
+            self.account = TokenBucket.full(rate, now, DEFAULT_ACCOUNT_PER_MINUTE)
             self.account_limit = DEFAULT_ACCOUNT_PER_MINUTE
         else:
             if account_per_second <= 0:
                 raise ValueError("the rate limit must be positive")
-            self.account = TokenBucket.full(account_per_second)
+            self.account = TokenBucket.full(account_per_second, now)
             self.account_limit = int(account_per_second)
         self._resources: dict[tuple[str, int], TokenBucket] = {}
 
     def take_account(self) -> bool:
         """One request against the account-wide limit."""
-        return self.account.take()
+        return self.account.take(self.clock())
 
     def take_resource(self, resource_id: str, rate: int) -> bool:
         """One request against ``resource_id``'s limit of ``rate`` requests/second."""
         key = (resource_id, rate)
+        now = self.clock()
         bucket = self._resources.get(key)
         if bucket is None:
-            bucket = self._resources[key] = TokenBucket.full(rate)
-        return bucket.take()
+            bucket = self._resources[key] = TokenBucket.full(rate, now)
+        return bucket.take(now)
