@@ -240,3 +240,24 @@ def test_leak_check_with_verbose_traceback(key_vault: Setup) -> None:
     assert token(9, "V") not in result.stdout + result.stderr
     assert SECRET not in result.stdout + result.stderr
     assert FileStorage(key_vault.path).stale_temps() == []
+
+
+def test_verify_checks_backups_when_the_vault_is_damaged(key_vault: Setup) -> None:
+    vault = key_vault.open()
+    for name in ("a", "b", "c"):
+        vault.put(record(name, SECRET if name == "b" else None))
+    damaged = bytearray(key_vault.path.read_bytes())
+    damaged[-5] ^= 0x10
+    key_vault.path.write_bytes(bytes(damaged))
+    listed = cli(["vault", "list"], env=key_vault.env())
+    assert listed.exit_code == 3
+    newest = FileStorage(key_vault.path).backup_path(3)
+    assert f"cp -p {newest} {key_vault.path}" in listed.stderr
+    result = cli(["vault", "verify"], env=key_vault.env())
+    assert result.exit_code == 3
+    assert result.stdout.count("intact") == 3
+    assert SECRET not in result.output
+    report = json.loads(cli(["vault", "verify", "--json"], env=key_vault.env()).stdout)
+    assert [b["ok"] for b in report["backups"]] == [True, True, True]
+    os.replace(newest, key_vault.path)  # what `cp -p` would do
+    assert [r.name for r in key_vault.open().list()] == ["a", "b"]

@@ -25,10 +25,11 @@ from tokenguard.errors import (
     ExitCode,
     RecordNotFoundError,
     UsageError,
+    VaultFormatError,
     VaultUnlockError,
 )
 from tokenguard.secrets import Secret, looks_like_token
-from tokenguard.vault import TokenRecord, TokenStatus, Vault
+from tokenguard.vault import TokenRecord, TokenStatus, Vault, check_backups
 from tokenguard.vault.unlock import (
     ENV_KEY_FILE,
     ENV_PASSPHRASE,
@@ -389,8 +390,30 @@ def rekey_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def verify_cmd(ctx: click.Context, *, vault_path: str | None, as_json: bool) -> None:
-    """Check the vault, its backups and permissions; exit 1 if anything is wrong."""
-    vault = _open(vault_path)
+    """Check the vault, its backups and permissions; exit 1 if anything is wrong.
+
+    When the vault itself cannot be read, its backups are checked one by one (exit 3).
+    """
+    try:
+        vault = _open(vault_path)
+    except VaultFormatError:
+        checks = check_backups(vault_path)
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "ok": False,
+                        "backups": [
+                            {"subject": c.subject, "ok": c.ok, "detail": c.detail} for c in checks
+                        ],
+                    },
+                    indent=2,
+                )
+            )
+        elif checks:
+            rows = [["ok" if c.ok else "PROBLEM", c.subject, c.detail] for c in checks]
+            click.echo(tabulate(rows, tablefmt="plain"))
+        raise
     report = vault.verify()
     slots = vault.slots()
     if as_json:

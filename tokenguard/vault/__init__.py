@@ -13,7 +13,7 @@ from tokenguard.vault.paths import default_vault_path, resolve_vault_path
 from tokenguard.vault.records import TokenRecord, TokenStatus
 from tokenguard.vault.storage import SealedBlob, VaultStorage
 from tokenguard.vault.unlock import Unlocker, create_key_file
-from tokenguard.vault.vault import Check, SlotInfo, Vault, VerifyReport
+from tokenguard.vault.vault import Check, SlotInfo, Vault, VerifyReport, check_backups
 
 __all__ = [
     "Check",
@@ -28,6 +28,7 @@ __all__ = [
     "VaultConflictError",
     "VaultStorage",
     "VerifyReport",
+    "check_backups",
     "create_key_file",
     "default_vault_path",
     "resolve_vault_path",

@@ -56,6 +56,57 @@ def _damaged_payload() -> VaultFormatError:
     )
 
 
+def _with_backup_hint(exc: VaultFormatError, storage: VaultStorage) -> VaultFormatError:
+    if not isinstance(storage, FileStorage):
+        return exc
+    backups = storage.backups()
+    if not backups:
+        return VaultFormatError(exc.message, hint="No backups exist next to it")
+    newest = backups[0][1]
+    return VaultFormatError(
+        exc.message,
+        hint=f"`tokenguard vault verify` checks the {len(backups)} backup(s); to restore the "
+        f"newest: `cp -p {newest} {storage.path}`",
+    )
+
+
+def check_backups(
+    path: str | os.PathLike[str] | None = None, *, unlocker: Unlocker | None = None
+) -> builtins.list[Check]:
+    """Check each backup of a vault on its own (for when the vault itself is damaged)."""
+    storage = FileStorage(resolve_vault_path(path))
+    backups = storage.backups()
+    if not backups:
+        return []
+    if unlocker is None:
+        unlocker = Unlocker.from_env()
+    cache: dict[bytes, bytes] = {}  # backups usually share slots: one Argon2 run, not three
+    out = []
+    for generation, backup in backups:
+        subject = f"backup {backup.name}"
+        try:
+            parsed = fmt.parse(storage.read_backup(backup))
+            header = parsed.header
+            key, _ = keyslots.unlock(header.vault_id, header.slots, unlocker, cache)
+            try:
+                payload = ChaCha20Poly1305(key).decrypt(header.nonce, parsed.ciphertext, parsed.aad)
+            except InvalidTag:
+                raise _damaged_payload() from None
+            count = len(codec.decode_payload(payload))
+        except TokenGuardError as exc:
+            out.append(Check(subject, False, exc.message))
+            continue
+        out.append(
+            Check(
+                subject,
+                True,
+                f"generation {generation}, {count} tokens, intact; "
+                f"restore with `cp -p {backup} {storage.path}`",
+            )
+        )
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class SlotInfo:
     """A non-secret description of a key slot."""
@@ -209,14 +260,17 @@ class Vault:
         hidden prompt on a TTY; otherwise :class:`~tokenguard.errors.VaultUnlockError`.
         """
         store = storage if storage is not None else FileStorage(resolve_vault_path(path))
-        blob = store.read()
-        parsed = fmt.parse(blob.data)
-        if unlocker is None:
-            has_keyring = any(s.kind is SlotKind.KEYRING for s in parsed.header.slots)
-            unlocker = Unlocker.from_env(allow_keyring=has_keyring)
-        vault = cls(store, unlocker=unlocker, lock_timeout=lock_timeout)
-        with vault._mutex:
-            vault._load(parsed, blob.stamp)
+        try:
+            blob = store.read()
+            parsed = fmt.parse(blob.data)
+            if unlocker is None:
+                has_keyring = any(s.kind is SlotKind.KEYRING for s in parsed.header.slots)
+                unlocker = Unlocker.from_env(allow_keyring=has_keyring)
+            vault = cls(store, unlocker=unlocker, lock_timeout=lock_timeout)
+            with vault._mutex:
+                vault._load(parsed, blob.stamp)
+        except VaultFormatError as exc:
+            raise _with_backup_hint(exc, store) from None
         return vault
 
     # -- loading ------------------------------------------------------------------------
