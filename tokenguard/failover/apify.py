@@ -84,21 +84,28 @@ def _init_kwargs(
 class _Attempts:
     """What the sync and async clients share: the request's shape and per-attempt headers."""
 
-    __slots__ = ("headers", "idempotent", "method", "path", "query_token", "url")
+    __slots__ = ("headers", "idempotent", "method", "query_token", "url")
 
     def __init__(self, method: str, url: str, headers: dict[str, str], retry_any: bool) -> None:
         self.method = method.upper()
         self.url = url
-        parts = urlsplit(url)
-        self.path = parts.path
-        self.query_token = "token=" in parts.query and any(
-            k == "token" for k, _ in parse_qsl(parts.query, keep_blank_values=True)
+        # Cheap first: only a URL that mentions "token=" is parsed.
+        self.query_token = "token=" in url and any(
+            k == "token" for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)
         )
-        self.headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        if any(k.lower() == "authorization" for k in headers):
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        self.headers = headers
         self.idempotent = retry_any or self.method in IDEMPOTENT_METHODS
 
+    @property
+    def path(self) -> str:
+        """The URL path (for 403 routing and events only)."""
+        return urlsplit(self.url).path
+
     def for_slot(self, slot: _Slot) -> tuple[str, dict[str, str]]:
-        headers = dict(self.headers)
+        """The URL and headers of an attempt with ``slot``'s token."""
+        headers = self.headers.copy()
         headers["Authorization"] = slot.header
         if not self.query_token:
             return self.url, headers
