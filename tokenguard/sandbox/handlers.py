@@ -18,7 +18,6 @@ from tokenguard.sandbox import objects
 from tokenguard.sandbox.grants import (
     READ,
     RUN,
-    WRITE,
     Denied,
     InvalidScope,
     authorize,
@@ -47,6 +46,7 @@ from tokenguard.sandbox.state import (
     SandboxState,
     TokenRow,
     iso,
+    new_id,
 )
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -739,8 +739,6 @@ def schedules_list(call: Call) -> Reply:
 
 def _schedule_actions(call: Call, raw: Any) -> list[dict[str, Any]]:
     """Validate actions and check D8: RUN_ACTOR -> run on the Actor, RUN_ACTOR_TASK -> read."""
-    from tokenguard.sandbox.state import new_id
-
     if not isinstance(raw, list):
         raise invalid("actions must be a list")
     actions: list[dict[str, Any]] = []
@@ -936,7 +934,3 @@ def webhook_delete(call: Call) -> Reply:
     call.grant = _authorize_webhook(call, webhook.fields.get("condition", {}))
     call.state.remove(webhook)
     return no_content()
-
-
-# Re-exported names the route table uses for permissions.
-__all__ = ["READ", "RUN", "WRITE"]

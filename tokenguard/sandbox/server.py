@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from tokenguard.sandbox.grants import Denied, authorize, require_unscoped
-from tokenguard.sandbox.handlers import last_run
+from tokenguard.sandbox.handlers import label, last_run
 from tokenguard.sandbox.limits import RateLimiter
 from tokenguard.sandbox.protocol import (
     MAX_BODY_BYTES,
@@ -32,7 +32,15 @@ from tokenguard.sandbox.protocol import (
     not_found,
 )
 from tokenguard.sandbox.routes import ROUTES, Route, RouteTable, Via
-from tokenguard.sandbox.state import Kind, Resource, Run, SandboxState, TokenRow
+from tokenguard.sandbox.state import (
+    GeneralResourceAccess,
+    Kind,
+    Resource,
+    Run,
+    SandboxState,
+    TokenRow,
+    iso,
+)
 
 try:
     from aiohttp import web
@@ -200,7 +208,8 @@ class SandboxApp:
             token=token,
         )
         anonymous_possible = (
-            route.anonymous_ok and self.state.general_access.value == "ANYONE_WITH_ID_CAN_READ"
+            route.anonymous_ok
+            and self.state.general_access is GeneralResourceAccess.ANYONE_WITH_ID_CAN_READ
         )
         if token is None and not anonymous_possible:
             raise SandboxApiError(
@@ -261,7 +270,7 @@ class SandboxApp:
             return storage, by_name
         resource, by_name = self.state.lookup(route.target, ref)
         if resource is None:
-            raise not_found(f"{_label(route.target)} {ref!r}")
+            raise not_found(f"{label(route.target)} {ref!r}")
         return resource, by_name
 
     def _run_for(self, via: Via, ref: str, status: str | None) -> tuple[Run, bool]:
@@ -274,10 +283,10 @@ class SandboxApp:
         owner_kind = Kind.ACTOR if via is Via.ACTOR_LAST_RUN else Kind.TASK
         owner, _ = self.state.lookup(owner_kind, ref)
         if owner is None:
-            raise not_found(f"{_label(owner_kind)} {ref!r}")
+            raise not_found(f"{label(owner_kind)} {ref!r}")
         last = last_run(self.state, owner, status)
         if last is None:
-            raise not_found(f"Last run of {_label(owner_kind)} {ref!r}")
+            raise not_found(f"Last run of {label(owner_kind)} {ref!r}")
         # Reached through the Actor or task, not the run's ID: never an anonymous D11 read.
         return last, True
 
@@ -394,9 +403,9 @@ class SandboxApp:
             if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
                 raise invalid("advanceSeconds must be a non-negative number")
             now = self.state.clock.advance(float(seconds))
-            return Reply(200, {"data": {"now": _iso(now)}})
+            return Reply(200, {"data": {"now": iso(now)}})
         if name == "clock" and method == "GET":
-            return Reply(200, {"data": {"now": _iso(self.state.clock.now())}})
+            return Reply(200, {"data": {"now": iso(self.state.clock.now())}})
         if name == "faults" and method == "POST":
             self.faults.append(_parse_fault(call.json_object()))
             return Reply(200, {"data": {"pending": [f.to_json() for f in self.faults]}})
@@ -411,8 +420,6 @@ class SandboxApp:
             allowed = ("RESTRICTED", "ANYONE_WITH_ID_CAN_READ")
             if value not in allowed:
                 raise invalid("generalResourceAccess must be RESTRICTED or ANYONE_WITH_ID_CAN_READ")
-            from tokenguard.sandbox.state import GeneralResourceAccess
-
             self.state.general_access = GeneralResourceAccess(value)
             return Reply(200, {"data": self._settings()})
         if name == "settings" and method == "GET":
@@ -434,18 +441,6 @@ class SandboxApp:
             for (m, r, s), c in sorted(self.stats.items())
         ]
         return {"total": sum(self.stats.values()), "items": items}
-
-
-def _iso(value: Any) -> str | None:
-    from tokenguard.sandbox.state import iso
-
-    return iso(value)
-
-
-def _label(kind: Kind) -> str:
-    from tokenguard.sandbox.handlers import label
-
-    return label(kind)
 
 
 def _too_large() -> SandboxApiError:
