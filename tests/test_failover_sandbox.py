@@ -509,3 +509,28 @@ def test_pool_from_a_real_vault_picks_up_a_rotation_without_restart(
         )
         assert client.get("/acts").status_code == 200
     assert [t.name for t in pool.status().tokens] == ["scraper.2"]
+
+
+def test_pool_sees_writes_made_through_its_own_vault_handle(
+    sandbox: SandboxHandle, tmp_path: Any
+) -> None:
+    from tokenguard.vault import TokenRecord, TokenStatus, Vault
+
+    vault = Vault.init(tmp_path / "v" / "tokens.tgv", key_file=tmp_path / "k")
+    first = _issue(sandbox, "p.1")
+    vault.add(TokenRecord(name="p.1", secret=first.secret, policy="p"))
+    pool = TokenPool.from_vault(vault, policy="p")
+    second = _issue(sandbox, "p.2")
+    # The same Vault object writes: the file and memory agree, only the generation moved.
+    vault.update(
+        lambda r: r.update(
+            {
+                "p.1": r["p.1"].evolve(status=TokenStatus.RETIRING),
+                "p.2": TokenRecord(name="p.2", secret=second.secret, policy="p"),
+            }
+        )
+    )
+    assert not vault.changed_on_disk()
+    with failover_client(pool, base_url=sandbox.api_url) as client:
+        sent = client.get("/acts").request.headers["Authorization"]
+    assert sent.endswith(second.secret.reveal())

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from tokenguard.errors import TokenGuardError, UsageError
 from tokenguard.failover.errors import InsufficientScope, NoUsableToken
@@ -27,9 +27,6 @@ from tokenguard.failover.routing import Access, covers
 from tokenguard.permissions import Scope
 from tokenguard.secrets import Secret
 from tokenguard.vault.records import TokenRecord, TokenStatus
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "PoolStatus",
@@ -135,6 +132,12 @@ class VaultSource(Protocol):
 _USABLE_STATUSES = (TokenStatus.ACTIVE, TokenStatus.RETIRING)
 
 
+def _generation(source: VaultSource) -> int | None:
+    """The vault's in-memory generation counter, when the source has one."""
+    value = getattr(source, "generation", None)
+    return value if isinstance(value, int) else None
+
+
 def _records_to_tokens(
     records: Iterable[TokenRecord], policies: Sequence[str] | None
 ) -> list[PoolToken]:
@@ -232,6 +235,7 @@ class TokenPool:
         self._reload_lock = threading.Lock()
         self._listeners: list[EventListener] = [on_event] if on_event is not None else []
         self._source: VaultSource | None = None
+        self._seen: int | None = None  # the vault generation the tokens were read from
         self._policies: tuple[str, ...] | None = None
         self._denied: dict[tuple[str, str | None, str, str | None], set[str]] = {}
         self._slots: list[_Slot] = self._build_slots(
@@ -283,6 +287,7 @@ class TokenPool:
         pool = cls(allow_unscoped=allow_unscoped, on_event=on_event)
         pool._source = vault
         pool._policies = policies
+        pool._seen = _generation(vault)
         pool._slots = pool._build_slots(_records_to_tokens(vault.list(), policies), {})
         return pool
 
@@ -344,15 +349,21 @@ class TokenPool:
         if source is None:
             return False
         try:
-            if not force and not source.changed_on_disk():
+            # A stat, plus the generation in memory: another handle on the same Vault object
+            # may have reloaded or written it already, which the stat alone would not show.
+            stale = force or source.changed_on_disk() or _generation(source) != self._seen
+            if not stale:
                 return False
             # One thread re-reads; the others go on with the tokens they have.
             if not self._reload_lock.acquire(blocking=force):
                 return False
             try:
-                if not source.reload() and not force:
+                source.reload()
+                generation = _generation(source)
+                if not force and generation is not None and generation == self._seen:
                     return False
                 tokens = _records_to_tokens(source.list(), self._policies)
+                self._seen = generation
             finally:
                 self._reload_lock.release()
         except (TokenGuardError, OSError) as exc:
