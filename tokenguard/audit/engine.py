@@ -79,7 +79,7 @@ def analyze(
         mine = [
             *full_run_paths(token.entry, ea, by_kind.get(ResourceKind.ACTOR, ())),
             *schedule_paths(token.entry, ea, index, account, by_kind, now=now),
-            *webhook_paths(token.entry, index, now=now),
+            *webhook_paths(token.entry, ea, by_kind, now=now),
         ]
         paths.extend(mine)
         findings.extend(route_findings(token.entry, mine))

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 
 from tokenguard.audit.inventory import InventoryToken
-from tokenguard.audit.report import ResourceEntry, TokenReach, resource_key
+from tokenguard.audit.report import Grant, ResourceEntry, TokenReach, grants_of, resource_key
 from tokenguard.permissions import (
     Access,
     Account,
@@ -35,11 +35,26 @@ def entry_of(resource: Resource) -> ResourceEntry:
 class KeyedAccess(Mapping[str, Access]):
     """An :class:`EffectiveAccess` addressed by report resource keys."""
 
-    __slots__ = ("_by_key", "_ea")
+    __slots__ = ("_by_key", "_ea", "_grants")
 
     def __init__(self, ea: EffectiveAccess, by_key: Mapping[str, Resource]) -> None:
         self._ea = ea
         self._by_key = by_key
+        # Resources the scope does not name share one Access object per class, so their
+        # grants are parsed once (keyed by identity; the EffectiveAccess keeps them alive).
+        self._grants: dict[int, tuple[Access, tuple[Grant, ...]]] = {}
+
+    def grants(self, key: str) -> tuple[Grant, ...]:
+        """The grants on the resource with report key ``key``."""
+        access = self._ea[self._by_key[key]]
+        if not access.permissions:
+            return ()
+        hit = self._grants.get(id(access))
+        if hit is not None and hit[0] is access:
+            return hit[1]
+        parsed = grants_of(access)
+        self._grants[id(access)] = (access, parsed)
+        return parsed
 
     def __getitem__(self, key: str) -> Access:
         return self._ea[self._by_key[key]]

@@ -136,6 +136,10 @@ class TokenReach:
         """The grants the token holds on ``resource`` (empty: none or unknown)."""
         if self.access is None:
             return ()
+        fast = getattr(self.access, "grants", None)
+        if fast is not None:
+            grants: tuple[Grant, ...] = fast(resource.key)
+            return grants
         found = self.access.get(resource.key)
         if found is None or not found.permissions:
             return ()

@@ -37,7 +37,6 @@ from tokenguard.permissions import (
     decide,
     schedule_escalation_paths,
     unscoped_run_paths,
-    webhook_conditions,
 )
 
 EVERYTHING = "everything in the account (unscoped token)"
@@ -131,21 +130,30 @@ def schedule_paths(
         why = _reason(ea, r, Permission.READ)
         if why is not None:
             targets.append((ScheduleAction(ScheduleActionType.RUN_ACTOR_TASK, r.id), r, why))
+    may_create = Permission.CREATE in scope.account_permissions(AccountGroup.SCHEDULES)
+    # Only schedules it may write can be changed (D8: update needs write on the schedule).
+    writable = [
+        s for s in by_kind.get(ResourceKind.SCHEDULE, ()) if Permission.WRITE in ea[s].permissions
+    ]
     out: list[EscalationPath] = []
     for action, target, why in targets:
         if len(out) >= MAX_PATHS:
             break
         verb = "run" if action.type is ScheduleActionType.RUN_ACTOR else "run task"
         step_target = f"schedule action: {verb} {_label(target)} ({why})"
-        create = decide(
-            ctx,
-            Operation.SCHEDULE_CREATE,
-            Resource(ResourceKind.SCHEDULE, "", actions=(action,)),
-            account,
-            related=index,
-            now=now,
+        create = (
+            decide(
+                ctx,
+                Operation.SCHEDULE_CREATE,
+                Resource(ResourceKind.SCHEDULE, "", actions=(action,)),
+                account,
+                related=index,
+                now=now,
+            )
+            if may_create
+            else None
         )
-        if create.allowed:
+        if create is not None and create.allowed:
             out.append(
                 EscalationPath(
                     token.key,
@@ -161,7 +169,7 @@ def schedule_paths(
                 )
             )
             continue
-        for sched in by_kind.get(ResourceKind.SCHEDULE, ()):
+        for sched in writable:
             update = decide(
                 ctx,
                 Operation.SCHEDULE_UPDATE,
@@ -191,9 +199,19 @@ def schedule_paths(
 
 
 def webhook_paths(
-    token: TokenEntry, index: ResourceIndex, *, now: datetime
+    token: TokenEntry,
+    ea: EffectiveAccess,
+    by_kind: Mapping[ResourceKind, Sequence[Resource]],
+    *,
+    now: datetime,
 ) -> list[EscalationPath]:
-    """Actors and tasks on which the token may create webhooks (dispatched with its scope)."""
+    """Actors and tasks on which the token may create webhooks (dispatched with its scope).
+
+    D14: webhooks on an Actor need Run on it; on a task, what running the task needs — which
+    is exactly the ``run`` permission :func:`effective_access` reports for Actors and tasks
+    (the same requirements as ``permissions.webhook_conditions``, without another pass over
+    every resource).
+    """
     scope = token.scope
     if scope is None or scope.unscoped:
         return []
@@ -206,20 +224,26 @@ def webhook_paths(
     if not grants_run:
         return []  # webhooks need Run on an Actor (directly or through a task, D14)
     out: list[EscalationPath] = []
-    for r, why in webhook_conditions(token.token_id, scope, index)[:MAX_PATHS]:
-        out.append(
-            EscalationPath(
-                token.key,
-                FindingKind.WEBHOOK_ROUTE.value,
-                (
-                    f"token {token.name}",
-                    f"{why}",
-                    f"create a webhook on {_label(r)}",
-                    "the webhook is dispatched later with this token's scope",
-                ),
-                via=resource_key(r.kind, r.id),
+    for kind in (ResourceKind.ACTOR, ResourceKind.TASK):
+        for r in by_kind.get(kind, ()):
+            if len(out) >= MAX_PATHS:
+                return out
+            why = _reason(ea, r, Permission.RUN)
+            if why is None:
+                continue
+            out.append(
+                EscalationPath(
+                    token.key,
+                    FindingKind.WEBHOOK_ROUTE.value,
+                    (
+                        f"token {token.name}",
+                        why,
+                        f"create a webhook on {_label(r)}",
+                        "the webhook is dispatched later with this token's scope",
+                    ),
+                    via=resource_key(r.kind, r.id),
+                )
             )
-        )
     return out
 
 
