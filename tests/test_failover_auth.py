@@ -456,3 +456,15 @@ def test_event_records_carry_fingerprints_only(caplog: pytest.LogCaptureFixture)
     for secret in ALL:
         assert secret.reveal() not in dumped
     assert all(isinstance(getattr(r, "tokenguard_event", None), FailoverEvent) for r in records)
+
+
+def test_dead_reason_mentions_a_recorded_expiry() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    api = FakeApi(dead={A.reveal()})
+    expired = PoolToken(A, name="old", expires_at=datetime.now(UTC) - timedelta(hours=1))
+    pool = TokenPool([expired, B])
+    with _client(api, pool) as client:
+        assert client.get("/acts").status_code == 200
+    reason = pool.status().get(A.fingerprint).reason or ""
+    assert "401" in reason and "expired at" in reason

@@ -96,7 +96,9 @@ class FailoverAuth(httpx.Auth):
     - Anything else (400, 402, 404, ...) passes straight through.
 
     Request bodies are buffered so they can be replayed (``buffer_streams=False`` refuses
-    streamed bodies instead).
+    streamed bodies instead). Transport errors reach the flow only through
+    :class:`~tokenguard.failover.transport.FailoverTransport`; without it they propagate
+    unretried. :func:`~tokenguard.failover.clients.failover_client` sets up both.
     """
 
     requires_request_body = False

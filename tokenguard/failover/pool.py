@@ -432,6 +432,9 @@ class TokenPool:
             if slot.dead:
                 slot.hits_after_death += 1
                 return False
+            expires = slot.token.expires_at
+            if expires is not None and expires.tzinfo is not None and expires <= datetime.now(UTC):
+                reason += f" (its record says it expired at {expires.isoformat()})"
             slot.dead = True
             slot.reason = reason
             slot.dead_since = datetime.now(UTC)
