@@ -62,6 +62,7 @@ def analyze(
         inventory.username or "", inventory.general_access or GeneralAccess.RESTRICTED
     )
     by_key = {resource_key(r.kind, r.id): r for r in resources}
+    labels = {k: f"{r.kind.value} {r.tilde_name or r.id}" for k, r in by_key.items()}
     by_kind: dict[ResourceKind, list[Resource]] = {}
     for r in resources:
         by_kind.setdefault(r.kind, []).append(r)
@@ -82,7 +83,7 @@ def analyze(
             *webhook_paths(token.entry, ea, by_kind, now=now),
         ]
         paths.extend(mine)
-        findings.extend(route_findings(token.entry, mine))
+        findings.extend(route_findings(token.entry, mine, labels))
         policy = governed_policy(token, policies)
         if policy is not None:
             drift = policy_drift_finding(token, policy, ea, index, account, now=now)

@@ -336,6 +336,18 @@ async def live_verify(
                 findings.append(dead_token_finding(token, counters.dead[key]))
     held = sum(1 for t in inventory.tokens if t.secret is not None)
     notes = report.notes
+    unknown: dict[str, int] = {}
+    for r in out:
+        token = next(t for t in inventory.tokens if t.entry.key == r.token)
+        if token.entry.scope is None and r.allowed:
+            unknown[r.token] = unknown.get(r.token, 0) + 1
+    notes = (
+        *notes,
+        *(
+            f"live: token {key} (scope unknown) could read {n} resources when probed"
+            for key, n in sorted(unknown.items())
+        ),
+    )
     if held:
         notes = (
             *notes,

@@ -247,8 +247,16 @@ def webhook_paths(
     return out
 
 
-def route_findings(token: TokenEntry, paths: Sequence[EscalationPath]) -> list[Finding]:
-    """One finding per token and route kind; its path is the first chain, sorted by via."""
+def route_findings(
+    token: TokenEntry,
+    paths: Sequence[EscalationPath],
+    labels: Mapping[str, str] | None = None,
+) -> list[Finding]:
+    """One finding per token and route kind; its path is the first chain, sorted by via.
+
+    ``labels`` maps resource keys to readable names for the message (``demo~crawler``).
+    """
+    names = labels or {}
     out: list[Finding] = []
     for kind in (
         FindingKind.ESCALATION_FULL_RUN,
@@ -260,7 +268,7 @@ def route_findings(token: TokenEntry, paths: Sequence[EscalationPath]) -> list[F
             continue
         first = mine[0]
         more = f" (and {len(mine) - 1} more)" if len(mine) > 1 else ""
-        vias = ", ".join(p.via for p in mine[:5] if p.via)
+        vias = ", ".join(names.get(p.via, p.via) for p in mine[:5] if p.via)
         message = {
             FindingKind.ESCALATION_FULL_RUN: f"Token {token.name} reaches everything: it may "
             f"start runs in FULL run mode via {vias or 'any Actor'}{more}.",
