@@ -337,9 +337,9 @@ async def live_verify(
     held = sum(1 for t in inventory.tokens if t.secret is not None)
     notes = report.notes
     unknown: dict[str, int] = {}
+    scope_unknown = {t.entry.key for t in inventory.tokens if t.entry.scope is None}
     for r in out:
-        token = next(t for t in inventory.tokens if t.entry.key == r.token)
-        if token.entry.scope is None and r.allowed:
+        if r.token in scope_unknown and r.allowed:
             unknown[r.token] = unknown.get(r.token, 0) + 1
     notes = (
         *notes,
