@@ -93,8 +93,10 @@ class _Attempts:
         self.query_token = "token=" in url and any(
             k == "token" for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)
         )
-        if any(k.lower() == "authorization" for k in headers):
-            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        for key in headers:
+            if len(key) == 13 and key.lower() == "authorization":  # ours replaces any other
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                break
         self.headers = headers
         self.idempotent = retry_any or self.method in IDEMPOTENT_METHODS
 
