@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# `make demo VENV=/path/to/venv SKIP_INSTALL=1` runs with an environment that already has
+# tokenguard's dependencies (the clone test does this); a plain `make demo` installs them.
+demo: $(if $(SKIP_INSTALL),,$(STAMP))
 	$(BIN)/tokenguard demo
 
 lint: $(STAMP)

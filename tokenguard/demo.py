@@ -133,19 +133,25 @@ class DemoResult:
     port: int = 0  # the sandbox's port (closed when the demo returns)
 
 
-def find_policies() -> Path:
-    """The example policies: ``policies/`` next to the ``tokenguard`` package.
+def find_policies(path: Path | None = None) -> Path:
+    """The example policy directory: ``path``, or ``policies/`` next to the package.
 
-    They ship with the source tree (the repository), not with the installed package; an
-    install from a wheel has to pass the directory explicitly.
+    The examples ship with the source tree (the repository), not with the installed package;
+    an install from a wheel has to pass the directory explicitly.
     """
-    here = Path(__file__).resolve().parent.parent / "policies"
-    if here.is_dir() and any(here.glob("*.toml")):
-        return here
+    default = path is None
+    where = Path(__file__).resolve().parent.parent / "policies" if path is None else path
+    if where.is_dir() and any(where.glob("*.toml")):
+        return where
+    if default:
+        raise ConfigError(
+            f"The example policies are not at {where} (they ship with the repository, "
+            "not with the installed package)",
+            hint="Run `make demo` in a clone of the repository, or pass --policies DIR",
+        )
     raise ConfigError(
-        f"The example policies are not at {here} (they ship with the repository, "
-        "not with the installed package)",
-        hint="Run `make demo` in a clone of the repository, or pass --policies DIR",
+        f"No policy files (*.toml) in {where}",
+        hint="Pass the policies/ directory of the repository with --policies",
     )
 
 
@@ -196,7 +202,7 @@ class _Demo:
         self.options = options
         self.workdir = workdir
         self.stack = stack
-        self.policy_dir = options.policies or find_policies()
+        self.policy_dir = find_policies(options.policies)
         self.url = ""
         self.port = 0
         self.admin_token: Secret | None = None
@@ -630,7 +636,7 @@ def run_demo(
         if on_step is not None:
             on_step(step)
 
-    policy_dir = options.policies or find_policies()  # fail before creating anything
+    policy_dir = find_policies(options.policies)  # fail before creating anything
     options = DemoOptions(
         policies=policy_dir,
         report=options.report,
