@@ -57,6 +57,17 @@ SERVED_ENDPOINTS: tuple[str, ...] = (
     "GET /v2/actors/{actorId}/runs",
     "POST /v2/actors/{actorId}/runs",
     "GET /v2/actors/{actorId}/runs/last",
+    # The last run's default storages (apify-client: actor.last_run().dataset(), ...)
+    "GET /v2/actors/{actorId}/runs/last/dataset",
+    "GET /v2/actors/{actorId}/runs/last/dataset/items",
+    "POST /v2/actors/{actorId}/runs/last/dataset/items",
+    "GET /v2/actors/{actorId}/runs/last/key-value-store",
+    "GET /v2/actors/{actorId}/runs/last/key-value-store/keys",
+    "GET /v2/actors/{actorId}/runs/last/key-value-store/records/{recordKey}",
+    "PUT /v2/actors/{actorId}/runs/last/key-value-store/records/{recordKey}",
+    "POST /v2/actors/{actorId}/runs/last/key-value-store/records/{recordKey}",
+    "DELETE /v2/actors/{actorId}/runs/last/key-value-store/records/{recordKey}",
+    "GET /v2/actors/{actorId}/runs/last/request-queue",
     # Actor tasks
     "GET /v2/actor-tasks",
     "POST /v2/actor-tasks",
@@ -65,10 +76,24 @@ SERVED_ENDPOINTS: tuple[str, ...] = (
     "DELETE /v2/actor-tasks/{actorTaskId}",
     "GET /v2/actor-tasks/{actorTaskId}/runs",
     "POST /v2/actor-tasks/{actorTaskId}/runs",
+    "GET /v2/actor-tasks/{actorTaskId}/runs/last",
+    "GET /v2/actor-tasks/{actorTaskId}/runs/last/dataset",
+    "GET /v2/actor-tasks/{actorTaskId}/runs/last/dataset/items",
+    "POST /v2/actor-tasks/{actorTaskId}/runs/last/dataset/items",
+    "GET /v2/actor-tasks/{actorTaskId}/runs/last/key-value-store",
+    "GET /v2/actor-tasks/{actorTaskId}/runs/last/key-value-store/keys",
+    "GET /v2/actor-tasks/{actorTaskId}/runs/last/key-value-store/records/{recordKey}",
+    "PUT /v2/actor-tasks/{actorTaskId}/runs/last/key-value-store/records/{recordKey}",
+    "POST /v2/actor-tasks/{actorTaskId}/runs/last/key-value-store/records/{recordKey}",
+    "DELETE /v2/actor-tasks/{actorTaskId}/runs/last/key-value-store/records/{recordKey}",
+    "GET /v2/actor-tasks/{actorTaskId}/runs/last/request-queue",
     # Actor runs
     "GET /v2/actor-runs",
     "GET /v2/actor-runs/{runId}",
     "POST /v2/actor-runs/{runId}/abort",
+    # Run logs (text/plain; the spec documents no JSON schema for the 200)
+    "GET /v2/actor-runs/{runId}/log",
+    "GET /v2/logs/{buildOrRunId}",
     # A run's default storages (apify-client: run.dataset(), run.key_value_store(), ...)
     "GET /v2/actor-runs/{runId}/dataset",
     "GET /v2/actor-runs/{runId}/dataset/items",
@@ -181,8 +206,11 @@ _PAGINATION_HEADERS = (
     "X-Apify-Pagination-Total",
 )
 REQUIRED_HEADERS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("GET /v2/datasets/{datasetId}/items", "200"): _PAGINATION_HEADERS,
-    ("GET /v2/actor-runs/{runId}/dataset/items", "200"): _PAGINATION_HEADERS,
+    (endpoint, "200"): _PAGINATION_HEADERS
+    for endpoint in SERVED_ENDPOINTS
+    # Every GET of dataset items: direct, a run's, and the last run's of an Actor or task.
+    if endpoint.startswith("GET ")
+    and re.search(r"/(datasets/\{datasetId\}|dataset)/items$", endpoint)
 }
 
 

@@ -4,7 +4,8 @@ The schemas come from ``tests/data/apify_response_schemas.json`` (derived from t
 ``scripts/derive_response_schemas.py``; the tests never read the spec). Success bodies are
 checked per endpoint; error bodies (401, 403, 404, 400, 429, unknown route) against the
 documented error response of each endpoint. tokenguard's own endpoints (token API, test
-controls) are checked against the hand-written schemas in the same file.
+controls) are checked against the hand-written schemas in the same file. Run logs are
+text/plain (the spec gives no JSON schema for them): their content type is checked.
 """
 
 from __future__ import annotations
@@ -232,11 +233,57 @@ def _fresh(kind: str) -> Callable[[httpx.Client, World], dict[str, str]]:
             path = f"/v2/key-value-stores/{run['defaultKeyValueStoreId']}/records/{key}"
             assert admin.put(path, json={"z": 1}).is_success
             return {"runId": run_id, "recordKey": key}
+        if kind in ("last-run-actor", "last-run-task"):
+            return _fresh_last_run(admin, world, kind == "last-run-task")
         collection = {"dataset": "datasets", "kvs": "key-value-stores", "rq": "request-queues"}
         key = {"dataset": "datasetId", "kvs": "storeId", "rq": "queueId"}[kind]
         return {key: make_storage(admin, collection[kind])}
 
     return prepare
+
+
+def _fresh_last_run(admin: httpx.Client, world: World, via_task: bool) -> dict[str, str]:
+    """A fresh Actor (or task) whose one run, its last, has an item and a record.
+
+    Other calls start runs of the World's Actor, so its last run moves while the module
+    runs; a fresh owner keeps the last run (and what its storages hold) fixed.
+    """
+    if via_task:
+        task = make_task(admin, world.actor)
+        run = admin.post(f"/v2/actor-tasks/{task}/runs")
+        assert run.status_code == 201, run.text[:300]
+        data: dict[str, Any] = run.json()["data"]
+        owner = {"actorTaskId": task}
+    else:
+        actor = make_actor(admin)
+        _, data = make_run(admin, actor)
+        owner = {"actorId": actor}
+    assert admin.post(f"/v2/datasets/{data['defaultDatasetId']}/items", json=[{"c": 1}]).is_success
+    key = unique("rec").replace("-", "_")
+    record = f"/v2/key-value-stores/{data['defaultKeyValueStoreId']}/records/{key}"
+    assert admin.put(record, json={"z": 1}).is_success
+    return {**owner, "recordKey": key}
+
+
+def _last_run_calls(base: str, kind: str) -> dict[str, Request]:
+    """The calls for the last-run storage chain under ``base`` (an Actor's or a task's)."""
+    fresh = _fresh(kind)
+    dataset, kvs = base + "/dataset", base + "/key-value-store"
+    record = kvs + "/records/{recordKey}"
+    return {
+        f"GET {dataset}": Request("GET", dataset, prepare=fresh),
+        f"GET {dataset}/items": Request("GET", dataset + "/items", prepare=fresh),
+        f"POST {dataset}/items": Request(
+            "POST", dataset + "/items", json=[{"pushed": 1}], prepare=fresh
+        ),
+        f"GET {kvs}": Request("GET", kvs, prepare=fresh),
+        f"GET {kvs}/keys": Request("GET", kvs + "/keys", prepare=fresh),
+        f"GET {record}": Request("GET", record, prepare=fresh),
+        f"PUT {record}": Request("PUT", record, content=RECORD_JSON, prepare=fresh),
+        f"POST {record}": Request("POST", record, content=RECORD_JSON, prepare=fresh),
+        f"DELETE {record}": Request("DELETE", record, prepare=fresh),
+        f"GET {base}/request-queue": Request("GET", base + "/request-queue", prepare=fresh),
+    }
 
 
 def _new_name(prefix: str) -> Callable[[httpx.Client, World], dict[str, str]]:
@@ -268,6 +315,7 @@ CALLS: dict[str, Request] = {
         "POST", "/v2/actors/{actorId}/runs", json={"start": "url"}
     ),
     "GET /v2/actors/{actorId}/runs/last": Request("GET", "/v2/actors/{actorId}/runs/last"),
+    **_last_run_calls("/v2/actors/{actorId}/runs/last", "last-run-actor"),
     # Actor tasks
     "GET /v2/actor-tasks": Request("GET", "/v2/actor-tasks"),
     "POST /v2/actor-tasks": Request(
@@ -287,12 +335,19 @@ CALLS: dict[str, Request] = {
     "POST /v2/actor-tasks/{actorTaskId}/runs": Request(
         "POST", "/v2/actor-tasks/{actorTaskId}/runs"
     ),
+    "GET /v2/actor-tasks/{actorTaskId}/runs/last": Request(
+        "GET", "/v2/actor-tasks/{actorTaskId}/runs/last"
+    ),
+    **_last_run_calls("/v2/actor-tasks/{actorTaskId}/runs/last", "last-run-task"),
     # Actor runs
     "GET /v2/actor-runs": Request("GET", "/v2/actor-runs"),
     "GET /v2/actor-runs/{runId}": Request("GET", "/v2/actor-runs/{runId}"),
     "POST /v2/actor-runs/{runId}/abort": Request(
         "POST", "/v2/actor-runs/{runId}/abort", prepare=_fresh("run")
     ),
+    # Logs are text/plain: checked by content type (the spec gives no JSON schema).
+    "GET /v2/actor-runs/{runId}/log": Request("GET", "/v2/actor-runs/{runId}/log"),
+    "GET /v2/logs/{buildOrRunId}": Request("GET", "/v2/logs/{runId}"),
     "GET /v2/actor-runs/{runId}/dataset": Request("GET", "/v2/actor-runs/{runId}/dataset"),
     "GET /v2/actor-runs/{runId}/dataset/items": Request(
         "GET", "/v2/actor-runs/{runId}/dataset/items"
@@ -670,6 +725,18 @@ def test_acts_alias_matches_actors_schema(endpoint: str, admin: httpx.Client, wo
 SEEDED = [
     ("GET /v2/actors", "GET /v2/actors/{actorId}", "/v2/actors/{}"),
     ("GET /v2/actor-tasks", "GET /v2/actor-tasks/{actorTaskId}", "/v2/actor-tasks/{}"),
+    # An Actor or task that never ran answers the last run with a documented 404.
+    ("GET /v2/actors", "GET /v2/actors/{actorId}/runs/last", "/v2/actors/{}/runs/last"),
+    (
+        "GET /v2/actor-tasks",
+        "GET /v2/actor-tasks/{actorTaskId}/runs/last",
+        "/v2/actor-tasks/{}/runs/last",
+    ),
+    (
+        "GET /v2/actor-tasks",
+        "GET /v2/actor-tasks/{actorTaskId}/runs/last/dataset/items",
+        "/v2/actor-tasks/{}/runs/last/dataset/items",
+    ),
     ("GET /v2/actor-runs", "GET /v2/actor-runs/{runId}", "/v2/actor-runs/{}"),
     ("GET /v2/datasets", "GET /v2/datasets/{datasetId}", "/v2/datasets/{}"),
     ("GET /v2/datasets", "GET /v2/datasets/{datasetId}/items", "/v2/datasets/{}/items"),
@@ -714,14 +781,28 @@ def test_non_json_record_is_served_with_its_content_type(admin: httpx.Client, wo
     assert_conforms("GET /v2/key-value-stores/{storeId}/records/{recordKey}", response)
 
 
-@pytest.mark.parametrize(
-    "endpoint", ["GET /v2/datasets/{datasetId}/items", "GET /v2/actor-runs/{runId}/dataset/items"]
-)
+ITEMS_GETS = sorted(k for k in APIFY if k.startswith("GET ") and k.endswith("/items"))
+
+
+def test_every_items_get_requires_pagination_headers() -> None:
+    assert len(ITEMS_GETS) == 4, ITEMS_GETS  # direct, a run's, an Actor's and a task's last run
+    for endpoint in ITEMS_GETS:
+        required = endpoints()[endpoint]["responses"]["200"].get("requiredHeaders", [])
+        assert "X-Apify-Pagination-Total" in required, endpoint
+
+
+@pytest.mark.parametrize("endpoint", ITEMS_GETS)
 def test_dataset_items_pagination_headers(endpoint: str, admin: httpx.Client, world: World) -> None:
-    run = admin.get(f"/v2/actor-runs/{world.run}").json()["data"]
-    dataset = world.dataset if "{datasetId}" in endpoint else run["defaultDatasetId"]
+    call = CALLS[endpoint]
+    extra = call.prepare(admin, world) if call.prepare else {}
+    path = call.url(world, extra)
+    if "{datasetId}" in endpoint:
+        dataset = world.dataset
+    else:
+        # The run's (or last run's) dataset, through the sibling dataset endpoint.
+        dataset = _data_id(admin.get(path.removesuffix("/items")))
     total = len(admin.get(f"/v2/datasets/{dataset}/items").json())
-    path = CALLS[endpoint].url(world, {})
+    assert total > 0, f"{endpoint}: the dataset behind it is empty, paging is untested"
     response = admin.get(path, params={"offset": "1", "limit": "1"})
     assert_conforms(endpoint, response)
     assert response.headers["X-Apify-Pagination-Total"] == str(total)
@@ -729,6 +810,40 @@ def test_dataset_items_pagination_headers(endpoint: str, admin: httpx.Client, wo
     assert response.headers["X-Apify-Pagination-Limit"] == "1"
     assert response.headers["X-Apify-Pagination-Count"] == str(len(response.json()))
     assert len(response.json()) == min(1, max(total - 1, 0))
+
+
+LOGS = ["GET /v2/actor-runs/{runId}/log", "GET /v2/logs/{buildOrRunId}"]
+
+
+@pytest.mark.parametrize("endpoint", LOGS)
+def test_log_is_plain_text(endpoint: str, admin: httpx.Client, world: World) -> None:
+    # The spec documents the log's 200 as text/plain with no JSON schema: the content type
+    # is what can be checked, and a JSON answer must be flagged.
+    assert endpoints()[endpoint]["responses"]["200"] == {"contentTypes": ["text/plain"]}
+    response = admin.get(CALLS[endpoint].url(world, {}))
+    assert response.status_code == 200, (response.status_code, _error_type(response))
+    assert response.headers["content-type"].split(";")[0].strip() == "text/plain"
+    assert_conforms(endpoint, response)
+    as_json = httpx.Response(200, json={"data": response.text}, request=response.request)
+    assert response_problems(endpoint, as_json) == [
+        "content type 'application/json', spec documents ['text/plain']"
+    ]
+
+
+def test_log_of_every_existing_run_is_plain_text(admin: httpx.Client, world: World) -> None:
+    listed = admin.get("/v2/actor-runs", params={"limit": "1000"})
+    assert listed.status_code == 200, listed.status_code
+    runs = [item["id"] for item in listed.json()["data"]["items"]]
+    assert world.run in runs
+    problems = []
+    for run, (endpoint, path) in itertools.product(
+        runs, zip(LOGS, ("/v2/actor-runs/{}/log", "/v2/logs/{}"), strict=True)
+    ):
+        response = admin.get(path.format(run))
+        problems += [f"{run} {endpoint}: {p}" for p in response_problems(endpoint, response)]
+        if response.status_code != 200:
+            problems.append(f"{run} {endpoint}: status {response.status_code}")
+    assert not problems, "\n  ".join(problems)
 
 
 # -- error bodies -------------------------------------------------------------------------------
