@@ -30,3 +30,23 @@ def test_the_apify_adapter_is_loaded_lazily() -> None:
     assert isinstance(failover.apify_client(pool, api_url="http://127.0.0.1:9"), ApifyClient)
     client = failover.apify_client_async(pool, api_url="http://127.0.0.1:9")
     assert isinstance(client, ApifyClientAsync)
+
+
+def test_adapter_attempts_replace_a_query_token_and_any_authorization_header() -> None:
+    from tokenguard.failover.apify import _Attempts
+    from tokenguard.secrets import Secret
+
+    old, new = Secret("apify_api_" + "o" * 36), Secret("apify_api_" + "n" * 36)
+    pool = failover.TokenPool([new])
+    slot = pool._acquire(None)
+    shape = _Attempts(
+        "get",
+        f"http://h/v2/acts?limit=2&token={old.reveal()}",
+        {"AUTHORIZATION": f"Bearer {old.reveal()}", "Accept": "x"},
+        False,
+    )
+    url, headers = shape.for_slot(slot)
+    pool._release(slot)
+    assert url == f"http://h/v2/acts?limit=2&token={new.reveal()}"
+    assert headers == {"Accept": "x", "Authorization": f"Bearer {new.reveal()}"}
+    assert shape.path == "/v2/acts" and shape.idempotent
