@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import sys
 import threading
+import types
 from pathlib import Path
 
 import pytest
@@ -352,7 +354,7 @@ def test_other_process_rekey_with_new_data_key_is_followed(key_vault: Setup) -> 
     assert len(key_vault.open().list()) == 3
 
 
-def test_keyring_slot(key_vault: Setup) -> None:
+def test_keyring_slot_with_the_real_package(key_vault: Setup) -> None:
     pytest.importorskip("keyring")
     vault = key_vault.open()
     try:
@@ -360,6 +362,45 @@ def test_keyring_slot(key_vault: Setup) -> None:
     except VaultError as exc:  # no usable keyring backend on this machine
         pytest.skip(str(exc))
     assert any(s.kind.value == "keyring" for s in vault.slots())
+
+
+@pytest.fixture
+def fake_keyring(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, str], str]:
+    """An in-memory stand-in for the optional ``keyring`` package."""
+    store: dict[tuple[str, str], str] = {}
+    module = types.ModuleType("keyring")
+    module.get_password = lambda service, account: store.get((service, account))  # type: ignore[attr-defined]
+    module.set_password = lambda service, account, value: store.__setitem__(  # type: ignore[attr-defined]
+        (service, account), value
+    )
+    monkeypatch.setitem(sys.modules, "keyring", module)
+    return store
+
+
+def test_keyring_slot(vault_env: Path, fake_keyring: dict[tuple[str, str], str]) -> None:
+    path = vault_env / "kr" / "vault.tgv"
+    vault = Vault.init(path, keyring=True)
+    vault.put(record("a"))
+    assert [s.kind.value for s in vault.slots()] == ["keyring"]
+    assert list(fake_keyring) == [("tokenguard-vault", vault.vault_id)]
+    assert Vault.open(path, unlocker=Unlocker.from_keyring()).find("a") is not None
+    # No environment: the keyring comes before the (absent) prompt because the vault has a slot.
+    assert Vault.open(path).find("a") is not None
+    fake_keyring.clear()
+    with pytest.raises(VaultUnlockError, match="keyring holds no key"):
+        Vault.open(path, unlocker=Unlocker.from_keyring())
+
+
+def test_keyring_slot_added_by_the_cli(
+    key_vault: Setup, fake_keyring: dict[tuple[str, str], str]
+) -> None:
+    from vault_helpers import cli
+
+    result = cli(["vault", "rekey", "--keyring", "--keep-existing"], env=key_vault.env())
+    assert result.exit_code == 0, result.output
+    kinds = sorted(s.kind.value for s in key_vault.open().slots())
+    assert kinds == ["key-file", "keyring"]
+    assert Vault.open(key_vault.path, unlocker=Unlocker.from_keyring()).generation == 2
 
 
 # -- backups, leftovers, rollback ---------------------------------------------------------

@@ -180,16 +180,24 @@ def vault_group() -> None:
     is_flag=True,
     help="Also add a passphrase slot (from TOKENGUARD_PASSPHRASE(_FILE) or a prompt).",
 )
-def init_cmd(*, vault_path: str | None, key_file: Path | None, with_passphrase: bool) -> None:
-    """Create a new, empty vault (file 0600 in a 0700 directory)."""
+@click.option(
+    "--keyring", is_flag=True, help="Also add an OS keyring slot (needs the keyring extra)."
+)
+def init_cmd(
+    *, vault_path: str | None, key_file: Path | None, with_passphrase: bool, keyring: bool
+) -> None:
+    """Create a new, empty vault (file 0600 in a 0700 directory).
+
+    Without --key-file or --keyring, a passphrase is required.
+    """
     if key_file is None and os.environ.get(ENV_KEY_FILE):
         key_file = Path(os.environ[ENV_KEY_FILE])
     passphrase = None
     env_passphrase = bool(os.environ.get(ENV_PASSPHRASE_FILE) or os.environ.get(ENV_PASSPHRASE))
-    if with_passphrase or env_passphrase or key_file is None:
+    if with_passphrase or env_passphrase or (key_file is None and not keyring):
         passphrase = _new_passphrase(ENV_PASSPHRASE_FILE, ENV_PASSPHRASE)
     created = key_file is not None and not key_file.exists()
-    vault = Vault.init(vault_path, passphrase=passphrase, key_file=key_file)
+    vault = Vault.init(vault_path, passphrase=passphrase, key_file=key_file, keyring=keyring)
     slots = ", ".join(s.kind.value for s in vault.slots())
     _echo_err(f"created vault {vault.path} (key slots: {slots})")
     if created:
@@ -342,6 +350,7 @@ def remove_cmd(*, vault_path: str | None, name: str) -> None:
     is_flag=True,
     help=f"New passphrase (from {ENV_NEW_PASSPHRASE}(_FILE) or a prompt).",
 )
+@click.option("--keyring", is_flag=True, help="New OS keyring slot (needs the keyring extra).")
 @click.option("--keep-existing", is_flag=True, help="Add the new slots; keep the old ones.")
 @click.option("--remove-slot", "remove_slots", multiple=True, help="Drop a key slot by id.")
 @click.option(
@@ -354,6 +363,7 @@ def rekey_cmd(
     vault_path: str | None,
     new_key_file: Path | None,
     new_passphrase: bool,
+    keyring: bool,
     keep_existing: bool,
     remove_slots: tuple[str, ...],
     new_data_key: bool,
@@ -363,11 +373,13 @@ def rekey_cmd(
     Unlock with the current key file or passphrase (environment or prompt); the new ones
     come from --key-file and --passphrase. Without --keep-existing they replace all slots.
     """
-    if new_key_file is None and not new_passphrase and not remove_slots:
+    adds = new_key_file is not None or new_passphrase or keyring
+    if not adds and not remove_slots:
         raise UsageError(
-            "nothing to do", hint="Give --key-file PATH and/or --passphrase, or --remove-slot ID"
+            "nothing to do",
+            hint="Give --key-file PATH, --passphrase and/or --keyring, or --remove-slot ID",
         )
-    if remove_slots and not keep_existing and (new_key_file is None and not new_passphrase):
+    if remove_slots and not adds:
         keep_existing = True
     vault = _open(vault_path)
     passphrase = (
@@ -376,6 +388,7 @@ def rekey_cmd(
     slots = vault.rekey(
         passphrase=passphrase,
         key_file=new_key_file,
+        keyring=keyring,
         keep_existing=keep_existing,
         remove_slots=remove_slots,
         new_data_key=new_data_key,
