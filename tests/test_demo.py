@@ -242,3 +242,15 @@ def test_make_demo_in_a_fresh_clone(tmp_path: Path) -> None:
     assert TOKEN_PATTERN.search(output) is None
     assert _demo_dirs() == before
     assert not (tmp_path / "home").exists()  # nothing written to the user's home
+
+
+def test_demo_without_the_sandbox_extra_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if aiohttp (the `sandbox` extra) were missing: the sandbox module cannot be imported.
+    monkeypatch.setitem(sys.modules, "tokenguard.sandbox.testing", None)
+    before = _demo_dirs()
+    result = CliRunner().invoke(main, ["demo", "--report", str(tmp_path / "r.html")])
+    assert result.exit_code == 2
+    assert "needs aiohttp" in result.stderr and "pip install" in result.stderr
+    assert _demo_dirs() == before

@@ -219,7 +219,13 @@ class _Demo:
     # -- 1 -----------------------------------------------------------------------------
 
     def sandbox(self) -> DemoStep:
-        from tokenguard.sandbox.testing import running_sandbox
+        try:
+            from tokenguard.sandbox.testing import running_sandbox
+        except ImportError as exc:  # aiohttp is the `sandbox` extra
+            raise ConfigError(
+                f"The demo runs the sandbox, which needs aiohttp ({exc.name} is not installed)",
+                hint="Install the extra: pip install -e '.[sandbox]' (or run `make demo`)",
+            ) from None
 
         handle = self.stack.enter_context(running_sandbox("demo"))
         self.url = handle.url
@@ -593,7 +599,10 @@ def _matrix(report: object, records: Sequence[TokenRecord]) -> str:
         if any(c not in ("-", "?") for c in cells):
             rows.append([resource_label(res), *cells])
     table = tabulate(rows, headers=["resource", *(t.name for t in tokens)], disable_numparse=True)
-    legend = textwrap.fill(f"({LEGEND})", width=84)
+    legend = textwrap.fill(
+        f"({LEGEND}; resources without a name, by ID: runs, webhooks, and runs' default storages)",
+        width=84,
+    )
     return f"Access matrix of the vault's tokens\n{legend}\n{table}"
 
 
