@@ -388,3 +388,36 @@ def test_a_hand_added_token_is_replaced_but_its_revocation_is_left_to_the_admin(
     assert row.error and "Revoke it in the Apify Console" in row.error
     (still,) = world.by_status("svc", TokenStatus.RETIRING)  # not marked revoked: it is not
     assert still.name == "legacy" and world.status_with(still.secret) == 200
+
+
+def test_api_lost_mid_run_stops_with_exit_4_and_the_next_run_finishes(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    from tokenguard.errors import ApiUnreachableError
+
+    world = make_world(sandbox, tmp_path, policy_text(["a", "b", "c"]), T0)
+
+    class DyingIssuer(HttpTokenIssuer):
+        """The API goes away after the first replacement is issued."""
+
+        issued = 0
+
+        def issue(self, name: str, **kwargs: Any) -> IssuedToken:
+            if self.issued:
+                raise ApiUnreachableError("Could not reach the Apify API", hint="test")
+            self.issued += 1
+            return super().issue(name, **kwargs)
+
+    clock = Clock(T0 + 8 * DAY)
+    report = _rotate(world, clock, issuer=DyingIssuer(world.api))
+    assert report.exit_code is ExitCode.API
+    assert [r.outcome for r in report.results] == [Outcome.ERROR] * 3
+    # a's replacement was issued and stored; it stays pending (not promoted without an API).
+    (pending,) = world.by_status("a", TokenStatus.PENDING)
+    assert world.by_status("b", TokenStatus.PENDING) == []
+
+    report = _rotate(world, clock)
+    assert report.exit_code is ExitCode.OK
+    assert [r.outcome for r in report.results] == [Outcome.ROTATED] * 3
+    assert world.by_status("a", TokenStatus.ACTIVE)[0].name == pending.name
+    assert_settled(world, ["a", "b", "c"])
