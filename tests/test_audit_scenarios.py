@@ -429,3 +429,19 @@ def test_clean_account_has_no_findings(account: Account) -> None:
     )
     assert live.findings == ()
     assert live.live is not None and live.live.mismatches == 0 and live.live.probes > 0
+
+
+def test_created_resources_are_noted_statically_and_seen_live(account: Account) -> None:
+    issued = account.token(
+        "maker", scoped(account={AccountGroup.STORAGES: frozenset({Permission.CREATE})})
+    )
+    made = ApifyApi(account.sb.url, issued.secret)
+    ds = made.request("POST", "/datasets", params={"name": "made-by-token"}).json()["data"]["id"]
+    made.close()
+    rec = account.record(issued, "maker")
+    inventory = build_inventory(account.api, records=[rec])
+    report = analyze(inventory)
+    assert any("maker.1" in n and "create" in n for n in report.notes)
+    live = asyncio.run(live_verify(report, inventory, LiveConfig(account.sb.url, max_rps=500)))
+    f = only(live, rec.name, FindingKind.LIVE_DRIFT)
+    assert f.resource == f"dataset:{ds}" and "may have created" in f.message

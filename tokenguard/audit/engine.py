@@ -34,6 +34,7 @@ from tokenguard.audit.routes import (
 from tokenguard.permissions import (
     Account,
     GeneralAccess,
+    Permission,
     Resource,
     ResourceIndex,
     ResourceKind,
@@ -89,6 +90,21 @@ def analyze(
             drift = policy_drift_finding(token, policy, ea, index, account, now=now)
             if drift is not None:
                 findings.append(drift)
+    notes = list(inventory.notes)
+    creators = [
+        t.entry.name
+        for t in inventory.tokens
+        if t.entry.scope is not None
+        and not t.entry.scope.unscoped
+        and any(Permission.CREATE in p for p in t.entry.scope.account.values())
+    ]
+    if creators:
+        # D4: a token holds read+write on what it created, but the API does not say who
+        # created a resource, so that access cannot be shown statically (live probes see it).
+        notes.append(
+            "tokens with create permissions also hold read and write on resources they "
+            "created, which the API cannot attribute: " + ", ".join(sorted(creators))
+        )
     anon_paths, anon_findings = anonymous_finding(inventory.general_access, resources)
     paths.extend(anon_paths)
     findings.extend(anon_findings)
@@ -102,7 +118,7 @@ def analyze(
         reach=tuple(reach),
         escalations=tuple(paths),
         findings=sort_findings(findings),
-        notes=inventory.notes,
+        notes=tuple(notes),
     )
 
 

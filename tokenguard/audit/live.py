@@ -27,7 +27,7 @@ from tokenguard.audit.findings import Finding, FindingKind, make_finding, sort_f
 from tokenguard.audit.inventory import Inventory, InventoryToken
 from tokenguard.audit.report import AuditMode, AuditReport, LiveStats, ProbeResult
 from tokenguard.errors import ApiUnreachableError, ExitCode, TokenGuardError
-from tokenguard.permissions import STORAGE_KINDS, Permission, ResourceKind
+from tokenguard.permissions import GROUP_OF, STORAGE_KINDS, Permission, ResourceKind
 from tokenguard.secrets import Secret
 
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -310,11 +310,22 @@ async def live_verify(
         name = probe.token.entry.name
         said = "allowed" if probe.predicted else "denied"
         got = "allowed" if allowed else "denied"
+        hint = ""
+        scope = probe.token.entry.scope
+        group = probe.kind.resource_type
+        if (
+            allowed
+            and group is not None
+            and Permission.CREATE in scope.account_permissions(GROUP_OF[group])
+        ):
+            hint = (
+                " It may have created the resource (tokens hold full access to what they create)."
+            )
         findings.append(
             make_finding(
                 FindingKind.LIVE_DRIFT,
                 f"Token {name}: {probe.permission.value} on {probe.resource_key} is {got} by "
-                f"the API (HTTP {status}) but its declared scope says {said}.",
+                f"the API (HTTP {status}) but its declared scope says {said}.{hint}",
                 token=probe.token.entry.key,
                 resource=probe.resource_key,
                 identity=(probe.permission.value, said),
