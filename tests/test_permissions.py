@@ -420,6 +420,47 @@ def test_d1_missing_references() -> None:
     assert ea[hook].permissions == frozenset()
 
 
+def test_d1_primary_check_comes_before_missing_references() -> None:
+    dangling = Resource(
+        K.SCHEDULE, "sch9", actions=(ScheduleAction(ScheduleActionType.RUN_ACTOR_TASK, "gone"),)
+    )
+    facts = (*ALL, dangling)
+    no_write = scope({AccountGroup.SCHEDULES: {R}})
+    d = decide(
+        tok(no_write),
+        Operation.SCHEDULE_UPDATE,
+        dangling,
+        ACCOUNT,
+        related=facts,
+        now=NOW,
+        facts_complete=True,
+    )
+    denied(d, 403)
+    writer = scope({AccountGroup.SCHEDULES: {W}})
+    d = decide(
+        tok(writer),
+        Operation.SCHEDULE_UPDATE,
+        dangling,
+        ACCOUNT,
+        related=facts,
+        now=NOW,
+        facts_complete=True,
+    )
+    denied(d, 404)
+    assert d.reasons == ("task gone does not exist",)
+    # Deleting needs no action check, so the dangling action does not matter.
+    d = decide(
+        tok(writer),
+        Operation.SCHEDULE_DELETE,
+        dangling,
+        ACCOUNT,
+        related=facts,
+        now=NOW,
+        facts_complete=True,
+    )
+    allowed(d, GrantRoute.ACCOUNT)
+
+
 # D16: grants by username~name match resources addressed either way.
 def test_d16_grants_by_name() -> None:
     by_name = scope(None, (ResourceType.DATASET, "alice~results", {R}))

@@ -86,6 +86,8 @@ class World:
         self.facts: dict[tuple[ResourceKind, str], Resource] = {}
         self.base: set[tuple[ResourceKind, str]] = set()  # never deleted or renamed
         self.deleted: set[tuple[ResourceKind, str]] = set()
+        self.recent: set[tuple[ResourceKind, str]] = set()  # made during this example
+        self._index: ResourceIndex | None = None
         self.issuer = HttpTokenIssuer(ApifyApi(sb.url, sb.admin_token, client=self.http))
         self.now = datetime.now().astimezone()
         self.general = GeneralAccess.RESTRICTED
@@ -114,9 +116,22 @@ class World:
 
     def add(self, resource: Resource, *, base: bool = False) -> Resource:
         self.facts[resource.key] = resource
+        self.recent.add(resource.key)
+        self._index = None
         if base:
             self.base.add(resource.key)
         return resource
+
+    def delete(self, key: tuple[ResourceKind, str]) -> None:
+        self.deleted.add(key)
+        self._index = None
+
+    def index(self) -> ResourceIndex:
+        """Every live resource, indexed (rebuilt only after a change)."""
+        if self._index is None:
+            alive = (r for k, r in self.facts.items() if k not in self.deleted)
+            self._index = ResourceIndex(alive)
+        return self._index
 
     def of_kind(self, kind: ResourceKind) -> list[Resource]:
         return [r for r in self.facts.values() if r.kind is kind]
@@ -407,10 +422,13 @@ class Example:
             perms = self.rng.sample(options, self.rng.randint(0, min(3, len(options))))
             if perms and self.rng.randint(0, 2) == 0:
                 account[group] = frozenset(perms)
+        # Mostly this example's and the base resources, so grants meet the operations.
         grantable = [
             r
             for r in w.facts.values()
-            if r.kind.resource_type is not None and r.key not in self.deleted
+            if r.kind.resource_type is not None
+            and r.key not in self.deleted
+            and (r.key in w.base or r.key in w.recent or self.rng.random() < 0.03)
         ]
         chosen = self.rng.sample(grantable, self.rng.randint(0, min(7, len(grantable))))
         grants = []
@@ -454,13 +472,12 @@ class Example:
         by_name: bool = False,
     ) -> Decision:
         w = self.world
-        alive = [r for k, r in w.facts.items() if k not in self.deleted]
         return decide(
             token,
             op,
             target,
             Account(w.username, w.general),
-            related=ResourceIndex(alive),
+            related=w.index(),
             facts_complete=True,
             now=w.now,
             new=new,
@@ -483,18 +500,47 @@ class Example:
             pool = [r for r in pool if r.key in self.own]  # only this example's fresh Actor
         if not pool:
             return None
+        # Prefer what the scope talks about (and what depends on it), then recent resources.
+        near_keys = self.near_scope()
+        near = [r for r in pool if r.key in near_keys]
+        if near and self.rng.random() < 0.6:
+            return self.rng.choice(near)
+        w = self.world
+        recent = [r for r in pool if r.key in w.base or r.key in w.recent]
+        if recent and self.rng.random() < 0.9:
+            return self.rng.choice(recent)
         return self.rng.choice(pool)
+
+    def near_scope(self) -> set[tuple[ResourceKind, str]]:
+        """Resources the scope names, and those whose access goes through them."""
+        w = self.world
+        by_ref = {r.id: r for r in w.facts.values()}
+        by_ref.update({r.tilde_name: r for r in w.facts.values() if r.tilde_name})
+        named = {by_ref[g.id].key for g in self.scope.resources if g.id in by_ref}
+        ids = {i for _, i in named}
+        out = set(named)
+        for r in w.facts.values():
+            if r.actor_id in ids or r.task_id in ids:
+                out.add(r.key)
+                out.update(r.default_storages())
+        return out
 
     def perform(self, op: Operation, target: Resource | None = None) -> None:
         w = self.world
+        ghost = False
         if target is None:
             target = self.target_for(op)
             if target is None and not (is_create_operation(op) or op in _OTHERS):
                 return
+            if target is not None and self.rng.random() < 0.05:
+                # A resource that does not exist: 404 whoever asks (D1), after auth (D12).
+                target, ghost = Resource(target.kind, fresh("missingX")), True
         request = self.build(op, target)
         if request is None:
             return
         method, path, body, params, model_target, new, by_name, list_route = request
+        if ghost:
+            model_target, new = None, None
         token = self.token()
         d = self.model(token, op, model_target, new=new, by_name=by_name)
         headers = {"Authorization": f"Bearer {self.secret.reveal()}"} if self.secret else {}
@@ -580,7 +626,8 @@ class Example:
         elif op is Op.RECORD_PUT:
             method, path, body = "PUT", base + "/records/NEW", {"v": 1}
         elif op is Op.RECORD_DELETE:
-            w.admin_call("PUT", f"/key-value-stores/{target.id}/records/TMP", {"t": 1})
+            if target.key in w.facts:
+                w.admin_call("PUT", f"/key-value-stores/{target.id}/records/TMP", {"t": 1})
             method, path = "DELETE", base + "/records/TMP"
         elif op.value.endswith(".delete"):
             method = "DELETE"
@@ -690,7 +737,7 @@ class Example:
         w = self.world
         kind = operation_kind(op)
         if op.value.endswith(".delete") and target is not None and op is not Op.RECORD_DELETE:
-            self.deleted.add(target.key)
+            w.delete(target.key)
         elif new is not None:
             w.add(new)
         elif op in (Op.ACTOR_RUN, Op.TASK_RUN):
@@ -725,6 +772,7 @@ def test_sandbox_agrees_with_model(world: World, seed: int) -> None:
     w = world
     rng = random.Random(seed)
     ex = Example(w, rng)
+    w.recent = set()
     w.set_general(rng.choice(list(GeneralAccess)))
     # This example's own resources (destructive operations only touch these).
     actors = [r for r in w.of_kind(K.ACTOR) if r.key in w.base]
@@ -735,12 +783,12 @@ def test_sandbox_agrees_with_model(world: World, seed: int) -> None:
     w.make(K.SCHEDULE, actions=ex.draw_actions(actors, [task]))
     cond, _, _ = ex.draw_condition(actors, [task])
     w.make(K.WEBHOOK, condition=cond)
-    if rng.randint(0, 3) == 0:
+    if rng.random() < 0.5:
         w.run(task)
     ex.own.add(w.make(K.ACTOR).key)  # an Actor that actor update/delete may target
     unscoped = rng.randint(0, 9) == 0
     ex.issue(Scope.full() if unscoped else ex.draw_scope())
-    ops = [rng.choice(_ALL_OPS) for _ in range(rng.randint(3, 10))]
+    ops = [rng.choice(_ALL_OPS) for _ in range(rng.randint(4, 14))]
     for op in ops:
         ex.perform(op)
         while ex.pending:

@@ -705,8 +705,6 @@ class _Evaluator:
         self.index = index
         #: ``index`` holds every resource: a reference it lacks does not exist (D1).
         self.complete = complete
-        #: References a requirement needed that do not exist (only when ``complete``).
-        self.missing: list[str] = []
 
     def existing(self, kind: ResourceKind, ref: str) -> Resource | None:
         """A resource an alternative route goes through (a run's Actor or task): its facts, a
@@ -719,13 +717,10 @@ class _Evaluator:
 
     def referenced(self, kind: ResourceKind, ref: str) -> Resource | None:
         """A resource a requirement depends on: its facts, a bare stub when it is merely
-        unknown, or None (recorded as missing) when it is known not to exist."""
+        unknown, or None when it is known not to exist."""
         found = self.index.resolve(kind, ref)
-        if found is not None:
+        if found is not None or self.complete:
             return found
-        if self.complete:
-            self.missing.append(f"{kind.value} {ref} does not exist")
-            return None
         return Resource(kind, ref)
 
     # -- the primitive routes --------------------------------------------------------------
@@ -818,7 +813,9 @@ class _Evaluator:
             return _Requirement("run on an unknown actor", [])
         actor = self.referenced(_K.ACTOR, actor_id)
         if actor is None:
-            return _Requirement(f"run on actor {actor_id} (which does not exist)", [])
+            return _Requirement(
+                f"run on actor {actor_id}", [], absent=f"actor {actor_id} does not exist"
+            )
         return _Requirement(f"run on {actor.label}", self.direct(Permission.RUN, actor))
 
     def schedule_actions(self, actions: Iterable[ScheduleAction]) -> list[_Requirement]:
@@ -832,7 +829,11 @@ class _Evaluator:
             else:
                 task = self.referenced(_K.TASK, action.target_id)
                 what = f"read on task {action.target_id}"
-                reqs.append(_Requirement(what, self.direct(Permission.READ, task) if task else []))
+                if task is None:
+                    absent = f"task {action.target_id} does not exist"
+                    reqs.append(_Requirement(what, [], absent=absent))
+                else:
+                    reqs.append(_Requirement(what, self.direct(Permission.READ, task)))
         return reqs
 
     def webhook_condition(self, hook: Resource) -> list[_Requirement]:
@@ -843,7 +844,8 @@ class _Evaluator:
         if hook.task_id:
             task = self.referenced(_K.TASK, hook.task_id)
             if task is None:
-                return [_Requirement(f"read on task {hook.task_id} (which does not exist)", [])]
+                absent = f"task {hook.task_id} does not exist"
+                return [_Requirement(f"read on task {hook.task_id}", [], absent=absent)]
             return self.task_run(task, task.actor_id)
         if hook.actor_id:
             return [self.actor_run_requirement(hook.actor_id)]
@@ -860,6 +862,8 @@ class _Requirement:
 
     what: str
     vias: list[_Via]
+    #: Set when what the requirement depends on does not exist (D1: 404).
+    absent: str | None = None
 
     @property
     def met(self) -> bool:
@@ -954,13 +958,22 @@ def decide(
     facts = related if isinstance(related, ResourceIndex) else ResourceIndex(related)
     ev = _Evaluator(token.id, scope, facts, complete=facts_complete)
     reqs = _requirements(ev, operation, spec, target, new)
-    if ev.missing:
-        return _deny(404, *dict.fromkeys(ev.missing))  # D1, for unscoped tokens too
-
+    # D1 for what the operation depends on, in this order: the primary check (the target's
+    # own permission, the create permission, a webhook's condition) first, then what it
+    # references (a task's Actor, a schedule's actions): a missing reference is a 404 only
+    # for a token that passes the primary check, so nothing leaks to one that does not.
+    primary_req, rest = reqs[0], reqs[1:]
+    absent = [req.absent for req in rest if req.absent]
+    if primary_req.absent:
+        return _deny(404, primary_req.absent)
     # D15: unscoped tokens may do everything (DOC_TOKENS: "By default, tokens can access all
     # data in your account").
     if scope.unscoped:
+        if absent:
+            return _deny(404, *absent)
         return Decision(True, 200, GrantRoute.UNSCOPED, ("unscoped token",))
+    if primary_req.met and absent:
+        return _deny(404, *absent)
     if all(req.met for req in reqs):
         primary = _best(reqs[0].vias)
         assert primary is not None
