@@ -301,7 +301,11 @@ def test_unlocker_shape() -> None:
         Unlocker()
     with pytest.raises(ValueError):
         Unlocker(key_file=Path("k"), passphrase=Secret("p"))
-    assert "p" not in repr(Unlocker.from_passphrase("p").passphrase).replace("Secret", "")
+    passphrase = Secret("correct horse")
+    unlocker = Unlocker(passphrase=passphrase)
+    assert repr(unlocker) == "Unlocker(passphrase)"
+    assert passphrase.fingerprint not in repr(unlocker) + str(unlocker)
+    assert repr(Unlocker(key_file=Path("/k"))) == "Unlocker(key file /k)"
 
 
 # -- key slots ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import secrets
 import stat
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokenguard.errors import VaultError, VaultPermissionError, VaultUnlockError
@@ -41,7 +41,9 @@ class Unlocker:
     """
 
     key_file: Path | None = None
-    passphrase: Secret | None = None
+    # Not even the fingerprint: a passphrase has little entropy, and an unsalted hash of it
+    # in a log line could be brute-forced.
+    passphrase: Secret | None = field(default=None, repr=False)
     keyring: bool = False
 
     def __post_init__(self) -> None:
@@ -98,6 +100,9 @@ class Unlocker:
                 return cls(passphrase=Secret(value))
             raise VaultUnlockError("empty passphrase", hint=UNLOCK_OPTIONS_HINT)
         raise VaultUnlockError("no way to unlock the vault was given", hint=UNLOCK_OPTIONS_HINT)
+
+    def __repr__(self) -> str:
+        return f"Unlocker({self.describe()})"
 
     def describe(self) -> str:
         """A non-secret description (for messages)."""
