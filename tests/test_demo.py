@@ -242,6 +242,18 @@ def test_make_demo_in_a_fresh_clone(tmp_path: Path) -> None:
     assert TOKEN_PATTERN.search(output) is None
     assert _demo_dirs() == before
     assert not (tmp_path / "home").exists()  # nothing written to the user's home
+    # Without SKIP_INSTALL, a fresh machine's `make demo` builds .venv and installs first.
+    fresh = subprocess.run(
+        ["make", "--no-print-directory", "-n", "demo"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "-m venv .venv" in fresh
+    assert "pip install --quiet -e '.[dev,sandbox,apify]'" in fresh
+    assert fresh.rstrip().endswith(".venv/bin/tokenguard demo")
 
 
 def test_demo_without_the_sandbox_extra_says_how_to_install(

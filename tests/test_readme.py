@@ -272,3 +272,6 @@ def test_readme_examples_run_against_the_sandbox(sandbox: SandboxHandle, tmp_pat
     assert "SUCCEEDED 3 products" in outputs[1]
     assert "failover" in outputs[2] and "demo" in outputs[2]
     assert env["TOKENGUARD_KEY_FILE"].startswith(str(home))
+    for shell in ("zsh", "fish"):
+        script = (home / f".tokenguard-complete.{shell}").read_text(encoding="utf-8")
+        assert "_TOKENGUARD_COMPLETE" in script
