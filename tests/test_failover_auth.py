@@ -234,6 +234,8 @@ def test_errors_no_token_can_fix_pass_through_unretried(status: int, etype: str)
 
 def test_query_token_is_replaced_and_never_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="tokenguard.failover")
+    caplog.set_level(logging.DEBUG, logger="httpx")
     api = FakeApi(dead={A.reveal()})
     pool = TokenPool([A, B])
     seen_query: list[str | None] = []
