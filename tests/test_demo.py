@@ -266,3 +266,12 @@ def test_demo_without_the_sandbox_extra_says_how_to_install(
     assert result.exit_code == 2
     assert "needs aiohttp" in result.stderr and "pip install" in result.stderr
     assert _demo_dirs() == before
+
+
+def test_demo_refuses_an_unwritable_report_path_before_starting(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = CliRunner().invoke(main, ["demo", "--report", str(blocker / "r.html")])
+    assert result.exit_code == 2
+    assert "Cannot write the audit report" in result.stderr and "--report" in result.stderr
+    assert result.stdout == ""  # nothing was started

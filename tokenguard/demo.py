@@ -622,6 +622,23 @@ def _findings(report: object) -> str:
     )
 
 
+def _check_report_path(path: Path) -> None:
+    parent = path.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        problem: str | None = f"cannot create {parent}: {exc.strerror}"
+    else:
+        problem = None if os.access(parent, os.W_OK) else f"{parent} is not writable"
+    if problem is None and path.is_dir():
+        problem = f"{path} is a directory"
+    if problem is not None:
+        raise ConfigError(
+            f"Cannot write the audit report to {path}: {problem}",
+            hint="Pass --report PATH in a writable directory",
+        )
+
+
 def run_demo(
     options: DemoOptions | None = None,
     *,
@@ -645,7 +662,9 @@ def run_demo(
         if on_step is not None:
             on_step(step)
 
-    policy_dir = find_policies(options.policies)  # fail before creating anything
+    # Fail before starting anything when the policies or the report path are unusable.
+    policy_dir = find_policies(options.policies)
+    _check_report_path(options.report)
     options = DemoOptions(
         policies=policy_dir,
         report=options.report,
