@@ -236,8 +236,15 @@ def _reject_constant(name: str) -> float:
     return math.nan  # pragma: no cover - never reached
 
 
-def decode_payload(payload: bytes) -> list[tuple[TokenRecord, bytes]]:
-    """All records with the exact line each came from (for reuse on the next save)."""
+def decode_payload(
+    payload: bytes, known: Mapping[bytes, TokenRecord] | None = None
+) -> list[tuple[TokenRecord, bytes]]:
+    """All records with the exact line each came from (for reuse on the next save).
+
+    ``known`` maps lines already decoded (the previous state) to their records; those are
+    reused, so re-reading a large vault after another process changed one record is cheap.
+    """
+    known = known or {}
     lines = payload.split(b"\n")
     try:
         head = json.loads(lines[0])
@@ -258,7 +265,7 @@ def decode_payload(payload: bytes) -> list[tuple[TokenRecord, bytes]]:
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        out = [(decode_record(line), line) for line in body]
+        out = [(known.get(line) or decode_record(line), line) for line in body]
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -301,8 +301,9 @@ class Vault:
             payload = self._decrypt(parsed, data_key)
             if payload is None:
                 raise _damaged_payload()
-        entries = codec.decode_payload(payload)
-        del payload
+        known = dict(zip(self._lines.values(), self._line_recs.values(), strict=True))
+        entries = codec.decode_payload(payload, known)
+        del payload, known
         self._check_rollback(header)
         self._data_key, self._slot_id, self._header, self._stamp = data_key, slot_id, header, stamp
         self._records = {rec.name: rec for rec, _ in entries}
