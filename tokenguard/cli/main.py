@@ -53,7 +53,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
 def _register() -> None:
     # One import per command family; each module adds its commands to ``main``.
     import tokenguard.cli.audit  # noqa: F401
-    import tokenguard.cli.demo  # noqa: F401
+    import tokenguard.cli.demo
     import tokenguard.cli.policy  # noqa: F401
     import tokenguard.cli.rotate  # noqa: F401
     import tokenguard.cli.vault  # noqa: F401
