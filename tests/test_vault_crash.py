@@ -177,3 +177,24 @@ def test_path_helpers_are_private(vault_env: Path) -> None:
     vault.put(record("a"))
     for path in (vault.path.with_name("vault.tgv.lock"), *vault.path.parent.glob("*.bak-*")):
         assert path.stat().st_mode & 0o077 == 0
+
+
+def test_directory_fsync_failure_after_replace_is_a_warning(
+    key_vault: Setup, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once the new file is in place, the write happened: report the durability risk only."""
+    import stat as stat_mod
+
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat_mod.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    vault = key_vault.open()
+    monkeypatch.setattr(filestore_mod.os, "fsync", fsync)
+    vault.put(record("written"))
+    monkeypatch.undo()
+    assert [r.name for r in key_vault.open().list()] == ["written"]
+    assert any("may not survive a power loss" in r.getMessage() for r in caplog.records)

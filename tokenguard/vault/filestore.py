@@ -292,7 +292,14 @@ class FileStorage:
         try:
             os.fsync(fd)
         except OSError as exc:
-            raise _os_error("sync directory of", self.path, exc) from None
+            # The new file is already in place and visible to every reader: reporting the
+            # write as failed would be a lie that makes callers redo it. Say what is at risk.
+            log.warning(
+                "vault %s was written, but syncing its directory failed (%s): the change may "
+                "not survive a power loss",
+                self.path,
+                exc.strerror,
+            )
         finally:
             os.close(fd)
 
