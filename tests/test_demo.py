@@ -3,6 +3,7 @@ and error messages that say what to do next."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -275,3 +276,11 @@ def test_demo_refuses_an_unwritable_report_path_before_starting(tmp_path: Path) 
     assert result.exit_code == 2
     assert "Cannot write the audit report" in result.stderr and "--report" in result.stderr
     assert result.stdout == ""  # nothing was started
+
+
+def test_cli_demo_restores_the_failover_log_level(tmp_path: Path) -> None:
+    log = logging.getLogger("tokenguard.failover")
+    before = log.level
+    result = CliRunner().invoke(main, ["demo", "--static", "--report", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert log.level == before

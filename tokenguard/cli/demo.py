@@ -60,18 +60,23 @@ def demo_cmd(
     stops everything again. Each step says which command does it for real. Secrets are
     never shown, only fingerprints.
     """
-    if not ctx.find_root().params.get("verbose"):
-        # The failover paragraph tells the story; the per-event warnings would repeat it.
-        logging.getLogger("tokenguard.failover").setLevel(logging.ERROR)
     counter = iter(range(1, _STEPS + 1))
 
     def show(step: DemoStep) -> None:
         click.echo(_render(step, next(counter)))
 
-    result = run_demo(
-        DemoOptions(policies=policy_dir, report=report, keep=keep, live_audit=not static),
-        on_step=show,
-    )
+    failover_log = logging.getLogger("tokenguard.failover")
+    level = failover_log.level
+    if not ctx.find_root().params.get("verbose"):
+        # The failover paragraph tells the story; the per-event warnings would repeat it.
+        failover_log.setLevel(logging.ERROR)
+    try:
+        result = run_demo(
+            DemoOptions(policies=policy_dir, report=report, keep=keep, live_audit=not static),
+            on_step=show,
+        )
+    finally:
+        failover_log.setLevel(level)  # the demo may run inside a larger process (tests)
     click.echo(
         f"tokenguard demo: {len(result.steps)} steps in {result.seconds:.1f} s, "
         f"{result.requests - result.failed_requests}/{result.requests} requests answered, "
