@@ -12,9 +12,16 @@ Run: .venv/bin/python bench/audit_bench.py [--tokens 1000] [--resources 10000] [
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from tokenguard.api.client import ApifyApi
 from tokenguard.api.issuer import HttpTokenIssuer
@@ -35,7 +42,7 @@ from tokenguard.permissions import (
     ScheduleActionType,
     Scope,
 )
-from tokenguard.sandbox.testing import running_sandbox
+from tokenguard.secrets import Secret
 
 
 def synthetic_account(n_resources: int, rng: random.Random) -> list[Resource]:
@@ -160,9 +167,28 @@ def bench_static(n_tokens: int, n_resources: int) -> None:
     )
 
 
-def bench_live(rate: float, n_tokens: int, n_storages: int) -> None:
-    with running_sandbox(f"bench:{n_storages}", rate_limit=rate) as sb:
-        api = ApifyApi(sb.url, sb.admin_token)
+@contextmanager
+def sandbox_process(seed: str, rate: float) -> Iterator[tuple[str, Secret]]:
+    """``tokenguard sandbox serve`` in its own process (the client must not share its GIL)."""
+    exe = Path(sys.executable).with_name("tokenguard")
+    cmd = [str(exe), "sandbox", "serve", "--port", "0", "--seed", seed]
+    cmd += ["--rate-limit", f"{rate:g}", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        ready = json.loads(proc.stdout.readline())
+        yield ready["url"], Secret(ready["admin_token"])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def bench_live(rate: float, n_tokens: int, n_storages: int, concurrency: int) -> None:
+    with sandbox_process(f"bench:{n_storages}", rate) as (url, admin_token):
+        api = ApifyApi(url, admin_token)
         issuer = HttpTokenIssuer(api)
         rng = random.Random(3)
         held = []
@@ -174,7 +200,7 @@ def bench_live(rate: float, n_tokens: int, n_storages: int) -> None:
             issued = issuer.issue(f"bench-{i}", scope=scope, expires_at=None)
             held.append(HeldToken(f"file:bench-{i}", TokenSource.FILE, issued.secret))
         time.sleep(1.5)  # let the account bucket refill after the setup requests
-        report = audit(api, held=held, live=True, max_rps=rate, concurrency=32)
+        report = audit(api, held=held, live=True, max_rps=rate, concurrency=concurrency)
         api.close()
     live = report.live
     assert live is not None
@@ -193,12 +219,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=1000)
     parser.add_argument("--resources", type=int, default=10_000)
-    parser.add_argument("--rate", type=float, default=100.0)
-    parser.add_argument("--live-tokens", type=int, default=10)
-    parser.add_argument("--live-storages", type=int, default=30)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--live-tokens", type=int, default=20)
+    parser.add_argument("--live-storages", type=int, default=40)
+    parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     bench_static(args.tokens, args.resources)
-    bench_live(args.rate, args.live_tokens, args.live_storages)
+    bench_live(args.rate, args.live_tokens, args.live_storages, args.concurrency)
 
 
 if __name__ == "__main__":

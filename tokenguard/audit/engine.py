@@ -146,7 +146,7 @@ def audit(
     baseline: Baseline | None = None,
     max_rps: float = DEFAULT_MAX_RPS,
     probe_writes: bool = False,
-    concurrency: int = 16,
+    concurrency: int = 8,
     progress: Callable[[int, int], None] | None = None,
 ) -> AuditReport:
     """Audit the account behind ``api`` (bound to the management token).

@@ -136,7 +136,7 @@ def _progress(done: int, total: int) -> None:
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1, max=256),
-    default=16,
+    default=8,
     show_default=True,
     help="Live probes in flight at once.",
 )
