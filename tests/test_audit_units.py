@@ -1,0 +1,126 @@
+"""Small pieces of the audit that need no server: tokens files, baselines, finding ids."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tokenguard.api.client import ApifyApi
+from tokenguard.audit import analyze, build_inventory
+from tokenguard.audit.baseline import (
+    Baseline,
+    baseline_from_findings,
+    load_baseline,
+    write_baseline,
+)
+from tokenguard.audit.findings import FindingKind, Severity, finding_id, make_finding
+from tokenguard.audit.inventory import HeldToken, read_tokens_file, tokens_from_env
+from tokenguard.audit.report import TokenSource
+from tokenguard.errors import UsageError
+from tokenguard.sandbox.testing import SandboxHandle
+
+TOKEN_A = "apify_api_" + "A" * 36
+TOKEN_B = "apify_api_" + "b" * 36
+
+
+def _file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    path = tmp_path / "tokens"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_tokens_file_names_bare_tokens_and_comments(tmp_path: Path) -> None:
+    path = _file(tmp_path, f"# comment\n\nci={TOKEN_A}\n  {TOKEN_B}  \n")
+    held = read_tokens_file(path)
+    assert [h.name for h in held] == ["file:ci", "file:line4"]
+    assert [h.secret.reveal() for h in held] == [TOKEN_A, TOKEN_B]
+    assert all(h.source is TokenSource.FILE for h in held)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [f"ci={TOKEN_A}\nci={TOKEN_B}\n", "ci=\n", f"={TOKEN_A}\n", f"ci={TOKEN_A} extra\n"],
+)
+def test_bad_tokens_file_never_echoes_secrets(tmp_path: Path, text: str) -> None:
+    with pytest.raises(UsageError) as info:
+        read_tokens_file(_file(tmp_path, text))
+    assert TOKEN_A not in str(info.value) and TOKEN_B not in str(info.value)
+
+
+def test_tokens_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="chmod 600"):
+        read_tokens_file(_file(tmp_path, f"{TOKEN_A}\n", mode=0o640))
+
+
+def test_token_env() -> None:
+    held = tokens_from_env(["TG_A"], {"TG_A": f" {TOKEN_A}\n"})
+    assert held[0].name == "env:TG_A" and held[0].secret.reveal() == TOKEN_A
+    with pytest.raises(UsageError):
+        tokens_from_env(["TG_MISSING"], {})
+
+
+def test_finding_ids_are_stable_and_ignore_the_message() -> None:
+    a = make_finding(FindingKind.UNSCOPED_TOKEN, "one wording", token="ops.1")
+    b = make_finding(FindingKind.UNSCOPED_TOKEN, "another wording", token="ops.1")
+    c = make_finding(FindingKind.UNSCOPED_TOKEN, "one wording", token="ops.2")
+    assert a.id == b.id != c.id
+    assert a.id == finding_id(FindingKind.UNSCOPED_TOKEN, "ops.1", None)
+    assert a.id.startswith("TG-unscoped-token-")
+
+
+def test_severity_order() -> None:
+    assert Severity.CRITICAL.at_least(Severity.HIGH)
+    assert not Severity.MEDIUM.at_least(Severity.HIGH)
+    assert Severity.INFO.at_least(Severity.INFO)
+
+
+def test_same_account_gives_same_finding_ids(sandbox: SandboxHandle) -> None:
+    api = ApifyApi(sandbox.url, sandbox.admin_token)
+    held = [HeldToken("file:x", TokenSource.FILE, sandbox.token("schedule-creator"))]
+    first = analyze(build_inventory(api, held=held))
+    second = analyze(build_inventory(api, held=held))
+    api.close()
+    assert [f.id for f in first.findings] == [f.id for f in second.findings]
+    assert len({f.id for f in first.findings}) == len(first.findings)
+
+
+def test_baseline_round_trip_and_expiry(tmp_path: Path) -> None:
+    findings = [
+        make_finding(FindingKind.UNSCOPED_TOKEN, "m", token="ops.1"),
+        make_finding(FindingKind.UNGOVERNED_TOKEN, "m", token="x"),
+    ]
+    path = tmp_path / "baseline.json"
+    write_baseline(
+        path, baseline_from_findings(findings[:1], reason="break-glass", expires=date(2030, 1, 1))
+    )
+    loaded = load_baseline(path)
+    new, suppressed, expired = loaded.split(findings, today=date(2029, 12, 31))
+    assert [f.id for f in suppressed] == [findings[0].id] and new == (findings[1],) and not expired
+    new, suppressed, expired = loaded.split(findings, today=date(2030, 1, 2))
+    assert not suppressed and len(new) == 2 and expired[0].reason == "break-glass"
+    assert Baseline().split(findings, today=date(2030, 1, 1))[0] == tuple(findings)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        "not json",
+        json.dumps({"version": 2, "entries": []}),
+        json.dumps({"version": 1, "entries": {}}),
+        json.dumps({"version": 1, "entries": [{"id": "TG-x", "expires": "2030-01-01"}]}),
+        json.dumps({"version": 1, "entries": [{"id": "TG-x", "reason": "r", "expires": "soon"}]}),
+        json.dumps(
+            {"version": 1, "entries": [{"id": "nope", "reason": "r", "expires": "2030-01-01"}]}
+        ),
+    ],
+)
+def test_bad_baseline_is_usage_error(tmp_path: Path, doc: str) -> None:
+    path = tmp_path / "baseline.json"
+    path.write_text(doc)
+    with pytest.raises(UsageError) as info:
+        load_baseline(path)
+    assert info.value.exit_code == 2
