@@ -470,3 +470,23 @@ def test_dead_reason_mentions_a_recorded_expiry() -> None:
         assert client.get("/acts").status_code == 200
     reason = pool.status().get(A.fingerprint).reason or ""
     assert "401" in reason and "expired at" in reason
+
+
+def test_backoff_timing_and_retry_after_forms() -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    from tokenguard.failover.backoff import parse_retry_after
+
+    backoff = Backoff(max_delay=5.0)
+    for retry, low, high in [(1, 0.5, 1.0), (2, 1.0, 2.0), (3, 2.0, 4.0), (9, 5.0, 5.0)]:
+        delay = backoff.delay(retry)
+        assert low <= delay <= high, (retry, delay)
+    assert backoff.delay_for(1, "7") == 7.0
+    assert backoff.delay_for(1, "1000") == backoff.max_retry_after
+    assert 0.5 <= backoff.delay_for(1, "soon") <= 1.0  # invalid header: normal backoff
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    seconds = parse_retry_after(when)
+    assert seconds is not None and 25 <= seconds <= 31
+    assert parse_retry_after("-3") == 0.0
+    assert parse_retry_after("nan") is None
