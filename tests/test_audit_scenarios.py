@@ -445,3 +445,17 @@ def test_created_resources_are_noted_statically_and_seen_live(account: Account) 
     live = asyncio.run(live_verify(report, inventory, LiveConfig(account.sb.url, max_rps=500)))
     f = only(live, rec.name, FindingKind.LIVE_DRIFT)
     assert f.resource == f"dataset:{ds}" and "may have created" in f.message
+
+
+def test_revoked_in_vault_but_alive_on_platform(account: Account) -> None:
+    issued = account.token(
+        "reporter", scoped(account={AccountGroup.STORAGES: frozenset({Permission.READ})})
+    )
+    rec = account.record(issued, "reporter", status=TokenStatus.REVOKED)
+    report = account.report(records=[rec])
+    f = only(report, rec.name, FindingKind.GRACE_PAST)
+    assert "marked revoked" in f.message
+    assert kinds_for(report, rec.name) == [FindingKind.GRACE_PAST]
+    # Once really revoked, the record drops out of the inventory.
+    account.issuer.revoke(issued.info.id)
+    assert rec.name not in {t.key for t in account.report(records=[rec]).tokens}

@@ -125,6 +125,20 @@ def hygiene_findings(
                     token=e.key,
                 )
             )
+    if (
+        record is not None
+        and record.status in (TokenStatus.REVOKED, TokenStatus.FAILED)
+        and e.on_platform
+        and not expired
+    ):
+        out.append(
+            make_finding(
+                FindingKind.GRACE_PAST,
+                f"Token {e.name} is marked {record.status.value} in the vault but is still "
+                "valid on the platform.",
+                token=e.key,
+            )
+        )
     if record is not None and e.on_platform is False and not expired:
         out.append(
             make_finding(

@@ -281,9 +281,16 @@ def merge_tokens(
     notes: list[str] = []
     tokens: list[InventoryToken] = []
     by_fp: dict[str, int] = {}
+    # Revoked/failed records are no longer meant to work: they join the inventory only if
+    # the platform still lists them (a revocation that did not happen).
+    gone = {
+        r.issuer_id: r
+        for r in records
+        if r.status in (TokenStatus.REVOKED, TokenStatus.FAILED) and r.issuer_id
+    }
     for record in records:
         if record.status in (TokenStatus.REVOKED, TokenStatus.FAILED):
-            continue  # no longer meant to work; the platform list shows if it still does
+            continue
         entry = _entry_from_record(record)
         if policy_names is not None and record.policy not in policy_names:
             entry = replace(entry, governed=False)
@@ -317,6 +324,11 @@ def merge_tokens(
         )
         return tuple(tokens), tuple(notes)
 
+    for info in platform:
+        stale = gone.get(info.id)
+        if stale is not None and stale.fingerprint not in by_fp:
+            by_fp[stale.fingerprint] = len(tokens)
+            tokens.append(InventoryToken(_entry_from_record(stale), stale.secret, record=stale))
     by_id = {t.entry.token_id: i for i, t in enumerate(tokens) if t.entry.token_id}
     matched: set[str] = set()
     for info in platform:
