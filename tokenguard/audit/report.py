@@ -1,13 +1,14 @@
 """The audit's result as typed, frozen data: what the CLI renders and scripts consume.
 
 Keys tie the parts together: a token's ``key`` (its vault record name, ``env:VAR``,
-``file:NAME`` or ``platform:ID``) and a resource's ``key`` (``<kind>:<id>``) are used by access
-entries, escalation paths and findings alike.
+``file:NAME``, ``management`` or ``platform:ID``) and a resource's ``key`` (``<kind>:<id>``)
+are used by access entries, escalation paths and findings alike.
 
-Access is held per token in a compact form (:class:`TokenReach`): what the token holds on
-*every* resource of a kind (account-level permissions, anonymous reads, unscoped) plus what it
-holds on specific resources. :meth:`AuditReport.iter_access` expands that into one
-:class:`Access` per (token, resource) with any permission, which is what the formats show.
+Access is held per token lazily (:class:`TokenReach` wraps the scope model's
+``EffectiveAccess``, where resources the scope does not name share one answer per class), so
+a report over 1,000 tokens x 10,000 resources is cheap to build. :meth:`AuditReport.iter_access`
+expands it into one :class:`Access` per (token, resource) with any permission, which is what
+the formats show.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ class TokenReach:
         """The grants the token holds on ``resource`` (empty: none or unknown)."""
         if self.access is None:
             return ()
+        # The audit's own mapping parses each shared answer once (see reach.KeyedAccess).
         fast = getattr(self.access, "grants", None)
         if fast is not None:
             grants: tuple[Grant, ...] = fast(resource.key)
