@@ -988,7 +988,10 @@ def decide(
     reasons = []
     for req in reqs:
         best = _best(req.vias)
-        reasons.append(best.reason if best else f"missing: {req.what}")
+        if best is not None:
+            reasons.append(best.reason)
+        else:
+            reasons.append(f"missing: {req.what}" + (f" ({req.absent})" if req.absent else ""))
     return Decision(False, 403, None, tuple(dict.fromkeys(reasons)))
 
 
