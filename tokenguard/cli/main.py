@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -20,20 +21,67 @@ def _version() -> str:
         return "0+unknown"
 
 
+#: Command families, imported on first use so `tokenguard policy check` does not pay for
+#: the audit's or the sandbox's imports. Each module registers its commands on ``main``.
+LAZY_COMMANDS: dict[str, str] = {
+    "audit": "tokenguard.cli.audit",
+    "demo": "tokenguard.cli.demo",
+    "policy": "tokenguard.cli.policy",
+    "rotate": "tokenguard.cli.rotate",
+    "sandbox": "tokenguard.cli.sandbox",
+    "vault": "tokenguard.cli.vault",
+}
+
+#: Exit code for an unexpected internal error (a bug): sysexits' EX_SOFTWARE.
+INTERNAL_ERROR_EXIT = 70
+
+
 class TokenGuardGroup(click.Group):
     """A click group that turns tokenguard errors into exit codes and one-line messages."""
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            importlib.import_module(LAZY_COMMANDS[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
     def invoke(self, ctx: click.Context) -> Any:
+        verbose = bool(ctx.params.get("verbose"))
         try:
             return super().invoke(ctx)
         except TokenGuardError as exc:
-            if ctx.find_root().params.get("verbose"):
+            if verbose:
                 raise
             click.echo(f"error: {redact(exc.diagnosis)}", err=True)
             ctx.exit(int(exc.exit_code))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except OSError as exc:
+            if verbose:
+                raise
+            # File-system trouble outside the vault (an -o FILE, a policy path): bad input.
+            where = f" ({exc.filename})" if exc.filename else ""
+            click.echo(
+                f"error: {redact(exc.strerror or type(exc).__name__)}{where}. "
+                "Check the path and its permissions.",
+                err=True,
+            )
+            ctx.exit(int(ExitCode.USAGE))
+        except Exception as exc:
+            if verbose:
+                raise
+            click.echo(
+                f"error: internal error ({type(exc).__name__}). This is a bug: rerun with "
+                "--verbose for the traceback and report it (see SECURITY.md to report "
+                "privately; check the output for secrets before sharing).",
+                err=True,
+            )
+            ctx.exit(INTERNAL_ERROR_EXIT)
 
 
 @click.group(cls=TokenGuardGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,17 +97,5 @@ def main(ctx: click.Context, verbose: bool) -> None:
         stream=sys.stderr,
     )
 
-
-def _register() -> None:
-    # One import per command family; each module adds its commands to ``main``.
-    import tokenguard.cli.audit  # noqa: F401
-    import tokenguard.cli.demo
-    import tokenguard.cli.policy  # noqa: F401
-    import tokenguard.cli.rotate  # noqa: F401
-    import tokenguard.cli.vault  # noqa: F401
-    from tokenguard.cli import sandbox  # noqa: F401
-
-
-_register()
 
 __all__ = ["ExitCode", "main"]
