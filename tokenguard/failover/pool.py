@@ -344,36 +344,50 @@ class TokenPool:
 
     # -- used by FailoverAuth and the apify-client adapter ------------------------------
 
-    def _reload(self, *, force: bool = False) -> bool:
+    def _stale(self, source: VaultSource) -> bool:
+        # A stat, plus the generation in memory: another handle on the same Vault object
+        # may have reloaded or written it already, which the stat alone would not show.
+        return source.changed_on_disk() or _generation(source) != self._seen
+
+    def _reload(self, *, force: bool = False, wait: bool = False) -> bool:
+        """Re-read the vault if it changed; True when the pool's tokens were rebuilt.
+
+        By default one thread re-reads and the others go on with the tokens they have.
+        ``wait`` waits for a re-read in progress in another thread, then re-reads only if
+        the vault is still newer than the pool (for a thread that has no usable token left);
+        ``force`` waits too and always re-reads.
+        """
         source = self._source
         if source is None:
             return False
         try:
-            # A stat, plus the generation in memory: another handle on the same Vault object
-            # may have reloaded or written it already, which the stat alone would not show.
-            stale = force or source.changed_on_disk() or _generation(source) != self._seen
-            if not stale:
+            if not (force or wait or self._stale(source)):
                 return False
-            # One thread re-reads; the others go on with the tokens they have.
-            if not self._reload_lock.acquire(blocking=force):
+            if not self._reload_lock.acquire(blocking=force or wait):
                 return False
             try:
+                # Whoever held the lock before us may have installed the new tokens already.
+                if not force and not self._stale(source):
+                    return False
                 source.reload()
                 generation = _generation(source)
                 if not force and generation is not None and generation == self._seen:
                     return False
                 tokens = _records_to_tokens(source.list(), self._policies)
-                self._seen = generation
+                # Install the tokens before the reload lock is released and together with
+                # the generation they came from: a thread that sees the new generation (and
+                # so skips its own re-read) must also see the new tokens.
+                with self._lock:
+                    before = [s.fingerprint for s in self._slots]
+                    self._slots = self._build_slots(tokens, {s.fingerprint: s for s in self._slots})
+                    self._seen = generation
+                    after = [s.fingerprint for s in self._slots]
             finally:
                 self._reload_lock.release()
         except (TokenGuardError, OSError) as exc:
             # A vault that cannot be read right now must not break requests in flight.
             logger.warning("failover: vault reload failed: %s", type(exc).__name__)
             return False
-        with self._lock:
-            before = [s.fingerprint for s in self._slots]
-            self._slots = self._build_slots(tokens, {s.fingerprint: s for s in self._slots})
-            after = [s.fingerprint for s in self._slots]
         if before != after:
             dispatch(
                 FailoverEvent(EventKind.RELOADED, reason=f"{len(after)} tokens"),
@@ -383,8 +397,27 @@ class TokenPool:
 
     def _acquire(self, access: Access | None = None) -> _Slot:
         """The token for the next attempt; raises when none can serve the request."""
-        if self._source is not None:
+        source = self._source
+        if source is not None:
             self._reload()
+        slot = self._take(access)
+        if slot is None and source is not None:
+            # Every token this pool knows is dead (or denied this call). A rotation that
+            # revokes the old token at once has written its replacement to the vault before
+            # revoking, but another thread may be re-reading the vault right now (the
+            # opportunistic reload above does not wait for it). Wait for that re-read, or
+            # do one, then look again. The pool lock is not held while waiting: the reload
+            # lock is only ever taken before the pool lock, never inside it.
+            self._reload(wait=True)
+            slot = self._take(access)
+        if slot is not None:
+            return slot
+        if access is not None and self._denied.get(access.key):
+            raise self._insufficient(access)
+        raise self._exhausted()
+
+    def _take(self, access: Access | None) -> _Slot | None:
+        """Claim the token for the next attempt, or None when no token can serve it."""
         with self._lock:
             denied = self._denied.get(access.key) if access is not None else None
             if denied and access is not None:
@@ -398,10 +431,7 @@ class TokenPool:
             if slot is not None:
                 slot.in_flight += 1
                 slot.requests += 1
-                return slot
-        if denied and access is not None:
-            raise self._insufficient(access)
-        raise self._exhausted()
+            return slot
 
     def _pick_routed(self, access: Access, denied: set[str]) -> _Slot | None:
         """First live token not denied ``access`` whose scope covers it (lock held)."""
