@@ -4,6 +4,7 @@ plus required_access, scope_covers, the escalation helpers and effective_access.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -556,6 +557,48 @@ def test_required_access_unknown(method: str, path: str) -> None:
     assert required_access(method, path) is None
 
 
+def test_required_access_run_default_storages() -> None:
+    got = required_access("GET", "/v2/actor-runs/r1/dataset/items?clean=1")
+    assert got == RequiredAccess(
+        Operation.DATASET_ITEMS_GET, K.DATASET, None, R, AccountGroup.STORAGES, via_run="r1"
+    )
+    put = required_access("PUT", "/v2/actor-runs/r1/key-value-store/records/OUTPUT")
+    assert put is not None
+    assert (put.operation, put.via_run, put.permission) == (Operation.RECORD_PUT, "r1", W)
+    assert required_access("POST", "/v2/actor-runs/r1/dataset") is None
+    last = required_access("GET", "/v2/acts/a1/runs/last")
+    assert last is not None
+    assert (last.operation, last.resource_ref) == (Operation.ACTOR_RUNS_LIST, "a1")
+    reader = scope({AccountGroup.STORAGES: {R}})
+    assert scope_covers(reader, got) is True
+    assert scope_covers(reader, put) is False
+    assert scope_covers(scope(dra=True), put) is None  # if it may read run r1 (D10)
+
+
+def test_every_operation_has_a_route() -> None:
+    paths = [
+        (m, p.format(ref="x", run="r"))
+        for m, p in [*_PATHS.values(), *(("GET", v) for v in _VIA_RUN.values())]
+    ]
+    extra = [
+        ("GET", "/v2/acts"), ("POST", "/v2/acts"), ("GET", "/v2/actor-runs"),
+        ("GET", "/v2/actor-tasks"), ("DELETE", "/v2/actor-tasks/x"),
+        ("PUT", "/v2/datasets/x"), ("GET", "/v2/key-value-stores"),
+        ("POST", "/v2/key-value-stores"), ("GET", "/v2/key-value-stores/x"),
+        ("PUT", "/v2/key-value-stores/x"), ("DELETE", "/v2/key-value-stores/x"),
+        ("DELETE", "/v2/key-value-stores/x/records/k"), ("GET", "/v2/request-queues"),
+        ("POST", "/v2/request-queues"), ("GET", "/v2/request-queues/x"),
+        ("PUT", "/v2/request-queues/x"), ("DELETE", "/v2/request-queues/x"),
+        ("GET", "/v2/schedules"), ("GET", "/v2/webhooks"), ("DELETE", "/v2/webhooks/x"),
+    ]  # fmt: skip
+    seen = set()
+    for method, path in [*paths, *extra]:
+        got = required_access(method, path)
+        assert got is not None, (method, path)
+        seen.add(got.operation)
+    assert seen == set(Operation)
+
+
 def _ra(method: str, path: str) -> RequiredAccess:
     got = required_access(method, path)
     assert got is not None
@@ -800,3 +843,140 @@ def test_effective_access_agrees_with_decide(
             assert own == (perm in held), (r.label, perm, d.explain(), row)
             if own:
                 assert row.routes[perm] is d.grant
+
+
+# Property: scope_covers (no facts) never contradicts decide (all facts).
+_PATHS: dict[Operation, tuple[str, str]] = {
+    Operation.ACTOR_GET: ("GET", "/v2/acts/{ref}"),
+    Operation.ACTOR_UPDATE: ("PUT", "/v2/actors/{ref}"),
+    Operation.ACTOR_DELETE: ("DELETE", "/v2/acts/{ref}"),
+    Operation.ACTOR_RUN: ("POST", "/v2/acts/{ref}/runs"),
+    Operation.ACTOR_RUNS_LIST: ("GET", "/v2/acts/{ref}/runs"),
+    Operation.RUN_GET: ("GET", "/v2/actor-runs/{ref}"),
+    Operation.RUN_ABORT: ("POST", "/v2/actor-runs/{ref}/abort"),
+    Operation.TASK_GET: ("GET", "/v2/actor-tasks/{ref}"),
+    Operation.TASK_UPDATE: ("PUT", "/v2/actor-tasks/{ref}"),
+    Operation.TASK_DELETE: ("DELETE", "/v2/actor-tasks/{ref}"),
+    Operation.TASK_RUN: ("POST", "/v2/actor-tasks/{ref}/runs"),
+    Operation.TASK_RUNS_LIST: ("GET", "/v2/actor-tasks/{ref}/runs"),
+    Operation.DATASET_GET: ("GET", "/v2/datasets/{ref}"),
+    Operation.DATASET_DELETE: ("DELETE", "/v2/datasets/{ref}"),
+    Operation.DATASET_ITEMS_GET: ("GET", "/v2/datasets/{ref}/items"),
+    Operation.DATASET_ITEMS_PUSH: ("POST", "/v2/datasets/{ref}/items"),
+    Operation.KV_STORE_KEYS: ("GET", "/v2/key-value-stores/{ref}/keys"),
+    Operation.RECORD_PUT: ("PUT", "/v2/key-value-stores/{ref}/records/K"),
+    Operation.RECORD_GET: ("GET", "/v2/key-value-stores/{ref}/records/K"),
+    Operation.SCHEDULE_GET: ("GET", "/v2/schedules/{ref}"),
+    Operation.SCHEDULE_UPDATE: ("PUT", "/v2/schedules/{ref}"),
+    Operation.SCHEDULE_DELETE: ("DELETE", "/v2/schedules/{ref}"),
+    Operation.WEBHOOK_GET: ("GET", "/v2/webhooks/{ref}"),
+    Operation.WEBHOOK_UPDATE: ("PUT", "/v2/webhooks/{ref}"),
+    Operation.USERS_ME: ("GET", "/v2/users/me"),
+    Operation.TOKENS_MANAGE: ("POST", "/v2/users/me/tokens"),
+    Operation.DATASET_LIST: ("GET", "/v2/datasets"),
+    Operation.DATASET_CREATE: ("POST", "/v2/datasets"),
+    Operation.TASK_CREATE: ("POST", "/v2/actor-tasks"),
+    Operation.SCHEDULE_CREATE: ("POST", "/v2/schedules"),
+    Operation.WEBHOOK_CREATE: ("POST", "/v2/webhooks"),
+}
+_VIA_RUN: dict[Operation, str] = {
+    Operation.DATASET_ITEMS_GET: "/v2/actor-runs/{run}/dataset/items",
+    Operation.DATASET_ITEMS_PUSH: "/v2/actor-runs/{run}/dataset/items",
+    Operation.RECORD_GET: "/v2/actor-runs/{run}/key-value-store/records/K",
+    Operation.RECORD_PUT: "/v2/actor-runs/{run}/key-value-store/records/K",
+}
+
+
+_CREATE_GROUP = {
+    K.TASK: AccountGroup.TASKS,
+    K.SCHEDULE: AccountGroup.SCHEDULES,
+    K.DATASET: AccountGroup.STORAGES,
+    K.KEY_VALUE_STORE: AccountGroup.STORAGES,
+}
+
+
+def _realistic(resources: tuple[Resource, ...], s: Scope) -> tuple[Resource, ...]:
+    """Drop what the platform cannot produce: tasks and runs without their Actor (deleting an
+    Actor deletes them), and "created by tok1" on a resource whose Create tok1 lacks or on a
+    run's default storage (the run makes those)."""
+    actors = {r.id for r in resources if r.kind is K.ACTOR}
+    run_storages = {key for r in resources if r.kind is K.RUN for key in r.default_storages()}
+    out = []
+    for r in resources:
+        if r.kind in (K.RUN, K.TASK) and r.actor_id not in actors:
+            continue
+        group = _CREATE_GROUP.get(r.kind)
+        lacks_create = group is not None and C not in s.account_permissions(group)
+        if r.created_by_token == "tok1" and (lacks_create or r.key in run_storages):
+            r = replace(r, created_by_token=None)
+        out.append(r)
+    return tuple(out)
+
+
+@settings(max_examples=int(os.environ.get("TG_HYPOTHESIS_EXAMPLES", "150")), deadline=None)
+@given(scopes(), accounts(), st.booleans(), st.data())
+def test_scope_covers_never_contradicts_decide(
+    s: Scope, resources: tuple[Resource, ...], open_access: bool, data: st.DataObject
+) -> None:
+    account = OPEN if open_access else ACCOUNT
+    resources = _realistic(resources, s)
+    index = ResourceIndex(resources)
+    for op, (method, template) in _PATHS.items():
+        kind = op.value.split(".")[0]
+        target: Resource | None = None
+        by_name = False
+        ref = ""
+        if "{ref}" in template:
+            pool = [r for r in resources if r.kind.value == kind]
+            if not pool:
+                continue
+            target = data.draw(st.sampled_from(pool))
+            by_name = bool(target.tilde_name) and data.draw(st.booleans())
+            ref = (target.tilde_name or "") if by_name else target.id
+        elif op is Operation.TASK_CREATE:
+            target = Resource(K.TASK, "", actor_id=data.draw(st.sampled_from(["act1", "act2"])))
+        elif op is Operation.SCHEDULE_CREATE:
+            task_or_actor = data.draw(st.sampled_from(["act1", "task0"]))
+            kind_ = (
+                ScheduleActionType.RUN_ACTOR
+                if task_or_actor.startswith("act")
+                else (ScheduleActionType.RUN_ACTOR_TASK)
+            )
+            target = Resource(K.SCHEDULE, "", actions=(ScheduleAction(kind_, task_or_actor),))
+            if task_or_actor == "task0" and index.resolve(K.TASK, "task0") is None:
+                continue
+        elif op is Operation.WEBHOOK_CREATE:
+            target = Resource(K.WEBHOOK, "", actor_id=data.draw(st.sampled_from(["act1", "act3"])))
+        elif op is Operation.DATASET_CREATE:
+            target = Resource(K.DATASET, "")
+        paths = [(template.format(ref=ref), by_name)]
+        if op in _VIA_RUN and target is not None:
+            runs = index.runs_by_storage.get(target.key, [])
+            if len(runs) == 1:  # through a run: the storage is addressed by the run's ID
+                paths.append((_VIA_RUN[op].format(run=runs[0].id), False))
+        for path, named in paths:
+            access = required_access(method, path)
+            assert access is not None and access.operation is op, (method, path, access)
+            covers = scope_covers(s, access, general_access=account.general_access)
+            d = decide(
+                tok(s),
+                op,
+                target,
+                account,
+                related=index,
+                now=NOW,
+                by_name=named,
+                facts_complete=True,
+            )
+            if covers is True:
+                assert d.allowed or d.status == 404, (path, d.explain())
+            elif covers is False:
+                assert not d.allowed, (path, d.explain())
+
+
+def test_all_is_sorted_and_complete() -> None:
+    import tokenguard.permissions as module
+
+    assert module.__all__ == sorted(module.__all__)
+    for name in module.__all__:
+        assert hasattr(module, name), name

@@ -23,6 +23,50 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+__all__ = [
+    "ACCOUNT_PERMISSIONS",
+    "Access",
+    "Account",
+    "AccountGroup",
+    "CREATABLE_KINDS",
+    "DOC_GENERAL_ACCESS",
+    "DOC_PERMISSIONS",
+    "DOC_TOKENS",
+    "Decision",
+    "EffectiveAccess",
+    "GROUP_OF",
+    "GeneralAccess",
+    "GrantRoute",
+    "KIND_PERMISSIONS",
+    "Operation",
+    "Permission",
+    "RESOURCE_PERMISSIONS",
+    "RequiredAccess",
+    "Resource",
+    "ResourceGrant",
+    "ResourceIndex",
+    "ResourceKind",
+    "ResourceType",
+    "RunMode",
+    "STORAGE_KINDS",
+    "STORAGE_TYPES",
+    "ScheduleAction",
+    "ScheduleActionType",
+    "Scope",
+    "TokenContext",
+    "decide",
+    "effective_access",
+    "is_anonymous_readable",
+    "is_create_operation",
+    "is_list_operation",
+    "operation_kind",
+    "required_access",
+    "schedule_escalation_paths",
+    "scope_covers",
+    "unscoped_run_paths",
+    "webhook_conditions",
+]
+
 
 class ResourceType(StrEnum):
     """Resource types that take resource-specific permissions (token form, "Add resource")."""
@@ -82,6 +126,7 @@ GROUP_OF: Mapping[ResourceType, AccountGroup] = {
 }
 
 _R, _W, _X, _C = Permission.READ, Permission.WRITE, Permission.RUN, Permission.CREATE
+_RESTRICTED = GeneralAccess.RESTRICTED
 
 #: Resource-specific permissions a scoped token may hold, per resource type.
 #: "List of permissions" gives Read/Write/Run for Actors, Read/Write for tasks, storages and
@@ -1408,6 +1453,9 @@ class RequiredAccess:
     resource_ref: str | None
     permission: Permission | None
     group: AccountGroup | None
+    #: For a run's default storage addressed through the run (``/actor-runs/{id}/dataset``):
+    #: the run's ID (``resource_ref`` is then None: the storage's ID is not in the path).
+    via_run: str | None = None
 
 
 _COLLECTIONS: Mapping[str, ResourceKind] = {
@@ -1433,6 +1481,11 @@ _PREFIX: Mapping[ResourceKind, str] = {
 }
 _BY_METHOD_ITEM = {"GET": "GET", "PUT": "UPDATE", "PATCH": "UPDATE", "DELETE": "DELETE"}
 _RUN_SUFFIXES = frozenset({"runs", "run-sync", "run-sync-get-dataset-items"})
+_RUN_STORAGES: Mapping[str, ResourceKind] = {
+    "dataset": _K.DATASET,
+    "key-value-store": _K.KEY_VALUE_STORE,
+    "request-queue": _K.REQUEST_QUEUE,
+}
 
 
 def _route(method: str, kind: ResourceKind, rest: list[str]) -> tuple[Operation, str | None] | None:
@@ -1451,7 +1504,9 @@ def _route(method: str, kind: ResourceKind, rest: list[str]) -> tuple[Operation,
         return Operation[f"{prefix}_{name}"], ref
     sub = tail[0]
     if kind in (_K.ACTOR, _K.TASK) and sub in _RUN_SUFFIXES:
-        if len(tail) == 2 and sub == "runs" and method == "GET" and tail[1] != "last":
+        if len(tail) == 2 and sub == "runs" and method == "GET":
+            if tail[1] == "last":  # the last run: reading runs of the Actor / task (D6)
+                return Operation[f"{prefix}_RUNS_LIST"], ref
             return Operation.RUN_GET, tail[1]
         if len(tail) != 1:
             return None
@@ -1524,13 +1579,20 @@ def required_access(method: str, path: str) -> RequiredAccess | None:
     kind = _COLLECTIONS.get(head)
     if kind is None:
         return None
+    via_run: str | None = None
+    storage = _RUN_STORAGES.get(rest[1]) if kind is _K.RUN and len(rest) >= 2 else None
+    if storage is not None:
+        # A run's default storage through the run: same operations as on the storage.
+        via_run, kind, rest = rest[0], storage, ["", *rest[2:]]
     routed = _route(method, kind, rest)
-    if routed is None:
+    if routed is None or (via_run is not None and is_create_operation(routed[0])):
         return None
     operation, ref = routed
     perm, group = _permission_for(operation)
     op_kind = _SPECS[operation].kind
-    return RequiredAccess(operation, op_kind, ref, perm, group)
+    if via_run is not None:
+        ref = None
+    return RequiredAccess(operation, op_kind, ref, perm, group, via_run)
 
 
 def scope_covers(
@@ -1581,6 +1643,17 @@ def scope_covers(
             return None  # depends on the actions' targets (D8)
         return True
     ref = access.resource_ref
+    if access.via_run is not None and kind in STORAGE_KINDS:
+        rtype = kind.resource_type
+        assert rtype is not None and access.permission is not None
+        if access.permission in acc.get(AccountGroup.STORAGES, frozenset()):
+            return True
+        possible = (
+            cs.default_run_storage_access  # D10, if it may read the run
+            or any(t is rtype for t, _ in cs.by_ref)  # a grant may name this storage
+            or (access.permission is Permission.READ and general_access is not _RESTRICTED)
+        )
+        return None if possible else False
     if ref is None:
         return None
     if kind is _K.RUN:
@@ -1602,12 +1675,24 @@ def scope_covers(
     held = acc.get(GROUP_OF[rtype], frozenset()) | _implied(cs.by_ref.get((rtype, ref), ()))
     needed = access.permission
     assert needed is not None
-    wanted = {Permission.READ, Permission.RUN} if verb is _V.RUNS_LIST else {needed}
-    ok = bool(held & wanted)
-    if ok:
+    actor_access = acc.get(AccountGroup.ACTORS, frozenset()) & {Permission.READ, Permission.RUN}
+    if kind is _K.ACTOR and verb is _V.RUNS_LIST:
+        wanted = {Permission.READ, Permission.RUN}  # D6: read or run on the Actor
+    else:
+        wanted = {needed}
+    if held & wanted:
         if (kind is _K.TASK and verb in (_V.RUN, _V.UPDATE)) and not actors_run:
             return None  # also needs Run on the task's Actor (D7)
         return True
+    if kind is _K.TASK and verb is _V.RUNS_LIST:
+        # D6: the task's runs are also readable through its Actor.
+        if actor_access:
+            return True
+        if any(
+            t is ResourceType.ACTOR and _implied(p) & {Permission.READ, Permission.RUN}
+            for (t, _), p in cs.by_ref.items()
+        ):
+            return None
     # Not granted by what the scope names; could another route apply?
     if kind in CREATABLE_KINDS and Permission.CREATE in acc.get(GROUP_OF[rtype], frozenset()):
         return None  # the token may have created it (D4)
