@@ -8,10 +8,39 @@ Sources (all under Apify's documentation):
 - "General resource access" —
   https://docs.apify.com/platform/collaboration/general-resource-access
 
-This module holds the vocabulary and the wire format of a scope (DESIGN §3). The decision
-function ("may this token do this operation on this resource, and why") lives below the
-vocabulary in this same module. The sandbox does NOT import this module: it enforces its own
-reading of the same pages, and property tests compare the two.
+This module holds, top to bottom:
+
+- the vocabulary and wire format of a scope (DESIGN §3): ``ResourceType``, ``AccountGroup``,
+  ``Permission``, ``RunMode``, ``GeneralAccess``, ``ResourceGrant``, ``Scope``;
+- resource facts (``Resource``, ``Account``, ``TokenContext``) and ``Operation``;
+- :func:`decide` — "may this token do this operation on this resource, and why" — with the
+  HTTP status it implies and the grant route (``unscoped``, ``created``, ``resource``,
+  ``account``, ``default-run-storage``, ``anonymous``, first applicable wins);
+- :func:`effective_access` — for the audit, every resource's read/write/run with reasons,
+  lazily and fast for many tokens over one :class:`ResourceIndex`;
+- :func:`required_access` and :func:`scope_covers` — what an HTTP request needs, and whether a
+  scope clearly grants it without resource facts (for failover);
+- escalation facts: :func:`unscoped_run_paths`, :func:`schedule_escalation_paths`,
+  :func:`webhook_conditions`.
+
+The rules are the project's D1-D18 (notes/common.md), each read from the pages above and
+cited where it is implemented. Where the pages are silent, the choices made here are:
+
+- Lists of the account (``GET /v2/datasets`` ...) never deny a valid token (D2); listing the
+  runs of one Actor or task is reading those runs (D6), so it needs read or run on the Actor
+  (or read on the task).
+- "Full access to what it created" applies to what a token creates under a Create permission
+  (tasks, schedules, storages); a webhook is managed through its condition only (D14), and a
+  run's default storages belong to the run (reached through D10, never "created").
+- Write implies read everywhere (D3), including account-level groups.
+- A request that references a resource that does not exist (a task's Actor, a schedule
+  action's target, a webhook's condition) is a 404 (D1) — but only after the primary check
+  (the target's own permission or the create permission) passed, so a token without it
+  learns nothing about which IDs exist. :func:`decide` can tell "does not exist" from
+  "unknown" only when told its facts are complete (``facts_complete=True``).
+
+The sandbox does NOT import this module: it enforces its own reading of the same pages, and
+the property test (tests/test_scope_property.py) compares the two over real HTTP.
 """
 
 from __future__ import annotations
@@ -551,7 +580,9 @@ class Decision:
 
     ``status`` is the HTTP status class the platform answers with: 200 (any success), 401,
     403 or 404. ``grant`` names the route of the primary target's access on success (None for
-    list endpoints, which carry no grant, and for denials).
+    account list endpoints and for denials). For the runs of one Actor or task, ``grant`` is
+    the route of the check on that Actor or task, though the endpoint, being a list, carries
+    no ``X-Sandbox-Grant`` header (D18).
     """
 
     allowed: bool
@@ -620,16 +651,16 @@ class _CompiledScope:
             run_mode=scope.actor_run_mode,
         )
 
-    def resource_perms(self, resource: Resource) -> tuple[frozenset[Permission], str]:
+    def resource_perms(self, resource: Resource) -> frozenset[Permission]:
         """Resource-specific permissions on ``resource`` by ID or ``username~name`` (D16)."""
         rtype = resource.kind.resource_type
         if rtype is None:
-            return frozenset(), resource.id
+            return frozenset()
         held = self.by_ref.get((rtype, resource.id), frozenset())
         tilde = resource.tilde_name
         if tilde is not None:
             held = held | self.by_ref.get((rtype, tilde), frozenset())
-        return held, resource.id
+        return held
 
 
 class ResourceIndex:
@@ -787,7 +818,7 @@ class _Evaluator:
         if rtype is None:
             return vias
         # DOC_TOKENS "Account-level vs resource-specific permissions"; write implies read (D3).
-        held, _ = self.scope.resource_perms(r)
+        held = self.scope.resource_perms(r)
         via = _granting(held, perm) if held else None
         if via is not None:
             vias.append(_Via(GrantRoute.RESOURCE, f"resource {r.label}: {via.value}"))
