@@ -39,6 +39,12 @@ from tokenguard.permissions import (
     webhook_conditions,
 )
 
+#: Budgets come from the profile in tests/conftest.py; TG_HYPOTHESIS_EXAMPLES=N digs deeper.
+_BUDGET = (
+    {"max_examples": int(os.environ["TG_HYPOTHESIS_EXAMPLES"])}
+    if os.environ.get("TG_HYPOTHESIS_EXAMPLES")
+    else {}
+)
 R, W, X, C = Permission.READ, Permission.WRITE, Permission.RUN, Permission.CREATE
 K = ResourceKind
 KV = ResourceKind.KEY_VALUE_STORE
@@ -823,7 +829,7 @@ _GRANTABLE_RANDOM = [
 ]
 
 
-@settings(max_examples=int(os.environ.get("TG_HYPOTHESIS_EXAMPLES", "150")), deadline=None)
+@settings(deadline=None, **_BUDGET)
 @given(scopes(), accounts(), st.booleans())
 def test_effective_access_agrees_with_decide(
     s: Scope, resources: tuple[Resource, ...], open_access: bool
@@ -913,7 +919,7 @@ def _realistic(resources: tuple[Resource, ...], s: Scope) -> tuple[Resource, ...
     return tuple(out)
 
 
-@settings(max_examples=int(os.environ.get("TG_HYPOTHESIS_EXAMPLES", "150")), deadline=None)
+@settings(deadline=None, **_BUDGET)
 @given(scopes(), accounts(), st.booleans(), st.data())
 def test_scope_covers_never_contradicts_decide(
     s: Scope, resources: tuple[Resource, ...], open_access: bool, data: st.DataObject
