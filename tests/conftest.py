@@ -27,3 +27,13 @@ def empty_sandbox() -> Iterator[SandboxHandle]:
     """A fresh sandbox with only the user and the admin token."""
     with running_sandbox("empty") as handle:
         yield handle
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep every test's vault rollback state and default paths out of the real home."""
+    base = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_STATE_HOME", str(base / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(base / "data"))
