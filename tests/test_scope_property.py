@@ -8,7 +8,16 @@ operation is sent over HTTP with the token (and anonymously) and the status clas
 :func:`tokenguard.permissions.decide`'s answer. A mismatch prints the decision's reasons.
 
 One sandbox serves the whole hypothesis run; every example makes fresh resources, so examples
-do not see each other's changes (except the sandbox clock, which only moves forward).
+do not see each other's changes (except the sandbox clock, which only moves forward). Each
+example issues three tokens; across examples the tokens rotate through both general-access
+settings, defaultRunStorageAccess on and off, valid / revoked / expired, and tokens that create
+storages, tasks and schedules themselves and then use them.
+
+Exploring: TG_SCOPE_PROPERTY_COLLECT=FILE appends disagreements (JSON lines) instead of
+failing; TG_SCOPE_PROPERTY_STATS=FILE logs every case's operation, status and route.
+
+``test_missing_references_in_bodies`` pins what the random test never draws: requests whose
+body names a resource that does not exist.
 """
 
 from __future__ import annotations

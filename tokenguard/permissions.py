@@ -391,7 +391,11 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class TokenContext:
-    """The token a request carries: its ID, scope, expiry and whether it was revoked."""
+    """The token a request carries: its ID, scope, expiry and whether it was revoked.
+
+    A token the platform does not know at all answers like a revoked one (D12): pass
+    ``revoked=True``. A request with no token is ``token=None`` in :func:`decide`.
+    """
 
     id: str
     scope: Scope
