@@ -151,3 +151,32 @@ def test_unreachable_api_during_probes(sandbox: SandboxHandle, admin: ApifyApi) 
     config = LiveConfig("http://127.0.0.1:9", max_rps=1000)
     with pytest.raises(ApiUnreachableError):
         asyncio.run(live_verify(report, inventory, config))
+
+
+def test_audit_stops_sending_once_a_write_probe_succeeds(
+    sandbox: SandboxHandle, admin: ApifyApi
+) -> None:
+    """A server that accepts a write probe: the audit aborts and nothing more is sent."""
+    inventory = build_inventory(admin, held=_held(sandbox)[:3])
+    report = analyze(inventory)
+    seen: list[str] = []
+
+    async def accepting(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        await asyncio.sleep(0)  # let the other workers interleave
+        return httpx.Response(200, json={"data": {}})
+
+    config = LiveConfig(
+        sandbox.url,
+        max_rps=1000,
+        probe_writes=True,
+        sleep=_no_sleep,
+        transport=httpx.MockTransport(accepting),
+    )
+    with pytest.raises(ProbeGuardError, match="succeeded"):
+        asyncio.run(live_verify(report, inventory, config))
+    assert "PUT" in seen
+    first_put = seen.index("PUT")
+    # Requests already in flight when the write came back may finish; none starts after.
+    assert len(seen) <= first_put + config.concurrency
+    assert seen.count("PUT") <= config.concurrency

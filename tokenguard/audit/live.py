@@ -102,8 +102,12 @@ class ReadOnlyGuard(httpx.AsyncBaseTransport):
         self._inner = inner
         self._allow_writes = allow_writes
         self.sent: dict[str, int] = {}
+        # Set when a write succeeded: from then on nothing else is sent, whatever asks.
+        self.tripped: ProbeGuardError | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.tripped is not None:
+            raise self.tripped
         method = request.method.upper()
         if method not in READ_METHODS and not self._allow_writes:
             raise ProbeGuardError(
@@ -114,12 +118,13 @@ class ReadOnlyGuard(httpx.AsyncBaseTransport):
         response = await self._inner.handle_async_request(request)
         if method not in READ_METHODS and 200 <= response.status_code < 300:
             await response.aclose()
-            raise ProbeGuardError(
+            self.tripped = ProbeGuardError(
                 f"A write probe ({method} {request.url.path}) succeeded (HTTP "
                 f"{response.status_code}): the audit was stopped so nothing else changes",
                 hint="Check the resource; write probes rely on the API rejecting invalid "
                 "bodies after the permission check.",
             )
+            raise self.tripped
         return response
 
     async def aclose(self) -> None:
@@ -262,9 +267,32 @@ async def run_probes(
 
     started = config.clock()
     async with httpx.AsyncClient(transport=guard, timeout=config.timeout, limits=limits) as client:
-        await asyncio.gather(*(worker(client) for _ in range(max(1, config.concurrency))))
+        # A task group, not gather: when one worker fails (the guard tripped, the API went
+        # away) the others are cancelled at once instead of sending on in the background.
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(max(1, config.concurrency)):
+                    group.create_task(worker(client))
+        except BaseExceptionGroup as failed:
+            raise _first_error(failed) from None
     seconds = config.clock() - started
     return results, counters, seconds, dict(guard.sent)
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to report from failed workers: a tokenguard error (guard, API) first."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    for exc in leaves:
+        if isinstance(exc, TokenGuardError):
+            return exc
+    return leaves[0]
 
 
 def _allowed(status: int) -> bool | None:
