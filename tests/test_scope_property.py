@@ -61,7 +61,7 @@ from tokenguard.permissions import (
     operation_kind,
 )
 from tokenguard.sandbox.testing import SandboxHandle, running_sandbox
-from tokenguard.secrets import Secret
+from tokenguard.secrets import Secret, redact
 
 K = ResourceKind
 Op = Operation
@@ -402,7 +402,7 @@ class Case:
         return (
             f"{self.who} {self.operation.value}: {self.method} {self.path} [{self.general}]\n"
             f"    model:   {self.decision.explain()}\n"
-            f"    sandbox: {self.status} grant={self.grant} {self.body[:200]}"
+            f"    sandbox: {self.status} grant={self.grant} {redact(self.body[:200])}"
         )
 
 
@@ -774,7 +774,7 @@ _STATS = os.environ.get("TG_SCOPE_PROPERTY_STATS")
 
 
 @settings(
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.too_slow],
     phases=[Phase.explicit, Phase.reuse, Phase.generate],  # shrinking re-runs HTTP: skip it
     deadline=None,
 )
