@@ -92,6 +92,19 @@ def test_baseline_accepts_known_findings(
         e["expires"] = "2000-01-01"
     base.write_text(json.dumps({"version": 1, "entries": entries}))
     assert run(["--api-url", demo.url, "--baseline", str(base)], env, token).exit_code == 1
+    # Re-accepting renews the expired entries instead of piling up duplicates.
+    again = run(
+        ["--api-url", demo.url, "--baseline", str(base), "--write-baseline", str(base)],
+        env,
+        token,
+    )
+    assert again.exit_code == 0, again.stderr
+    ids = [e["id"] for e in json.loads(base.read_text())["entries"]]
+    assert len(ids) == len(set(ids))
+    assert set(ids) > {e["id"] for e in entries}  # renewed, plus the new admin token's
+    missing = tmp_path / "no-such-dir" / "baseline.json"
+    bad = run(["--api-url", demo.url, "--write-baseline", str(missing)], env, token)
+    assert bad.exit_code == 2 and "Could not write baseline" in bad.stderr
 
 
 @pytest.mark.parametrize(

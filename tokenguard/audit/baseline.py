@@ -159,13 +159,15 @@ def write_baseline(path: Path, baseline: Baseline) -> None:
     """Write ``baseline`` atomically (temp file + rename)."""
     text = json.dumps(baseline.to_json(), indent=2, sort_keys=False) + "\n"
     directory = path.parent if str(path.parent) else Path()
-    fd, tmp = tempfile.mkstemp(prefix=".baseline-", dir=directory)
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".baseline-", dir=directory)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise UsageError(
             f"Could not write baseline {path}: {exc.strerror}",
             hint="Check the directory exists and is writable.",

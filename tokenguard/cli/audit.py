@@ -217,8 +217,10 @@ def audit_cmd(
         report = replace(report, notes=(vault_note, *report.notes))
     if write_baseline is not None:
         expires = report.generated_at.date() + accept_for
-        kept = accepted.entries if accepted else ()
         fresh = baseline_from_findings(report.findings, reason=baseline_reason, expires=expires)
+        # Entries still in force are kept; a finding whose entry expired gets a fresh one.
+        renewed = {e.id for e in fresh.entries}
+        kept = tuple(e for e in (accepted.entries if accepted else ()) if e.id not in renewed)
         written = Baseline((*kept, *fresh.entries))
         write_baseline_file(write_baseline, written)
         report = apply_baseline(report, written)
