@@ -287,8 +287,9 @@ class Traffic:
                     self.statuses.append(client.get(self.url).status_code)
                 except Exception as exc:  # any exception is a failed request
                     self.errors.append(exc)
-                # Stay under the sandbox's 60 req/s per resource: a 429 is not what this tests.
-                self.stop.wait(0.08)
+                # Stay under the sandbox's 60 req/s per resource (4 threads: ~40/s): a 429
+                # is not what this tests.
+                self.stop.wait(0.1)
 
     def wait_for(self, n: int) -> None:
         """Until ``n`` more requests completed (or one failed)."""
@@ -316,7 +317,7 @@ class Traffic:
 
 def test_failover_pool_sees_no_failed_request_during_rotation(world: World) -> None:
     clock = Clock(T0 + 8 * DAY)
-    with Traffic(world, threads=2) as traffic:
+    with Traffic(world, threads=4) as traffic:
         traffic.wait_for(10)
         assert _rotate(world, clock).count(Outcome.ROTATED) == 1  # svc.2 active
         traffic.wait_for(10)
@@ -330,10 +331,10 @@ def test_failover_pool_sees_no_failed_request_during_rotation(world: World) -> N
 
 
 def test_failover_pool_follows_a_compromised_token_revoked_without_grace(world: World) -> None:
-    # One worker: the pool must pick up the replacement on the 401 of the revoked token.
-    # (With several threads this also depends on the pool re-reading the vault when every
-    # token it knows is dead while another thread holds its reload lock.)
-    with Traffic(world, threads=1) as traffic:
+    # Four workers: the old token dies at once (no grace), so threads hit its 401 together
+    # while one of them reloads the vault; the others must wait for that reload and use the
+    # replacement, never fail (the pool's reload race, fixed in 7cef040).
+    with Traffic(world, threads=4) as traffic:
         traffic.wait_for(5)
         report = _rotate(world, Clock(T0), compromised=["svc"])  # svc.1 revoked at once
         assert report.results[0].step is Step.REVOKE
