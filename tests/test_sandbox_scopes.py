@@ -191,6 +191,13 @@ def test_d6_runs_need_read_or_run_on_actor_or_task_read(sandbox: SandboxHandle, 
 
 def test_d7_tasks(sandbox: SandboxHandle, admin: Api) -> None:
     create_only = as_token(sandbox, admin, {"account": {"tasks": ["create"]}})
+    # The create permission is checked before the Actor reference: without it, a missing
+    # Actor is a 403 too (no probing for IDs); with it, the missing Actor is a 404 (D1).
+    nobody = as_token(sandbox, admin, {"account": {"tasks": ["read"]}})
+    ghost = {"actId": "AAAAAAAAAAAAAAAAA", "name": "t0"}
+    r = nobody("POST", "/actor-tasks", json=ghost)
+    assert r.status_code == 403 and "create on account tasks" in r.json()["error"]["message"]
+    assert create_only("POST", "/actor-tasks", json=ghost).status_code == 404
     body = {"actId": "demo~pdf-export", "name": "t1"}
     r = create_only("POST", "/actor-tasks", json=body)
     assert r.status_code == 403 and "run on actor" in r.json()["error"]["message"]

@@ -430,15 +430,18 @@ def _task_fields(body: dict[str, Any], fields: dict[str, Any]) -> None:
 def task_create(call: Call) -> Reply:
     """POST /v2/actor-tasks (D7: tasks:create + run on its Actor)."""
     body = call.json_object()
-    if "actId" not in body:
-        raise invalid("actId is required")
-    actor = _resolve(call, Kind.ACTOR, body.get("actId"))
+    actor_ref = body.get("actId")
+    if not isinstance(actor_ref, str) or not actor_ref:
+        raise invalid("actId is required: the ID or username~name of the task's Actor")
     name = _name(body.get("name"), "Actor task", required=True)
     token = _token(call)
+    # The create permission first, then the reference: a token that may not create tasks
+    # learns nothing about which Actor IDs exist (403 before 404).
     try:
         route = authorize_create(token, "tasks")
     except Denied as exc:
         raise forbidden(str(exc)) from None
+    actor = _resolve(call, Kind.ACTOR, actor_ref)
     _check(call, RUN, actor)
     _free_name(call, Kind.TASK, name)
     fields: dict[str, Any] = {"actId": actor.id}
