@@ -261,24 +261,35 @@ def issue_token(
     scope: Scope | None = None,
     serial: int | None = None,
     also: Sequence[TokenRecord] = (),
+    platform: Iterable[TokenInfo] = (),
+    tag: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+    after_issue: Callable[[], None] | None = None,
 ) -> TokenRecord:
     """Issue a token for ``policy`` and store it in the vault at once; return its record.
 
-    The token is named ``tokenguard/<policy>/<n>`` on the platform and ``<policy>.<n>`` in
-    the vault (``n``: one above the highest serial in the vault unless ``serial`` is given).
-    ``scope`` overrides the policy's declared scope (the plan passes it with references
-    resolved to IDs). ``also`` are records written in the same vault write (apply moves the
-    replaced token to ``retiring`` there). If the vault write fails, the new token is revoked
-    before the error propagates, so nothing unreachable is left behind.
+    The one place tokens are issued from policies (``policy apply`` and the rotation job):
+    the token is named ``tokenguard/<policy>/<n>`` on the platform and ``<policy>.<n>`` in
+    the vault (``n``: one above the highest serial in the vault and in ``platform`` unless
+    ``serial`` is given). ``scope`` overrides the policy's declared scope (the plan passes it
+    with references resolved to IDs). ``tag`` is appended to the platform description (the
+    rotation marks its tokens with it); ``meta`` is added to the record's. ``also`` are
+    records written in the same vault write (apply moves the replaced token to ``retiring``
+    there). ``after_issue`` runs between the platform call and the vault write (the
+    rotation's crash hook). If the vault write fails, the new token is revoked before the
+    error propagates, so nothing unreachable is left behind.
     """
     if serial is None:
-        serial = next_serial(policy.name, vault.list())
+        serial = next_serial(policy.name, vault.list(), platform)
+    description = " ".join(part for part in (policy.description, tag) if part) or None
     issued = issuer.issue(
         policy.platform_name(serial),
         scope=scope if scope is not None else policy.scope,
         expires_at=policy.expires_at(now),
-        description=policy.description,
+        description=description,
     )
+    if after_issue is not None:
+        after_issue()
     record = TokenRecord(
         name=policy.record_name(serial),
         secret=issued.secret,
@@ -289,13 +300,13 @@ def issue_token(
         expires_at=issued.info.expires_at,
         issuer_id=issued.info.id,
         policy_digest=policy.digest,
-        meta={"platform_name": issued.info.name, "labels": dict(policy.labels)},
+        meta={"platform_name": issued.info.name, "labels": dict(policy.labels), **(meta or {})},
     )
     try:
         store_records(vault, record, *also)
     except BaseException:
         # The secret exists only in memory now: revoke rather than leave a token nobody holds.
-        # If even that fails, the next plan finds it by its name and revokes it.
+        # If even that fails, the next plan (or rotation) finds it by its name and revokes it.
         with contextlib.suppress(Exception):
             issuer.revoke(issued.info.id)
         raise

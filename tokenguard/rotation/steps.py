@@ -27,7 +27,6 @@ issued-but-unstored one is an orphan, revoked as above, so it is never duplicate
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import time
@@ -42,7 +41,7 @@ from tokenguard.api.client import ApifyApi
 from tokenguard.api.issuer import TokenInfo, TokenIssuer
 from tokenguard.errors import ExitCode, TokenGuardError
 from tokenguard.policy.model import TokenPolicy
-from tokenguard.policy.plan import next_serial, record_serial
+from tokenguard.policy.plan import PolicyVault, issue_token, record_serial
 from tokenguard.rotation.due import DueReason
 from tokenguard.rotation.verify import DEFAULT_MAX_PROBES, VerifyResult, verify_token
 from tokenguard.vault.records import TokenRecord, TokenStatus
@@ -73,12 +72,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class RotationVault(Protocol):
-    """What rotation needs from the vault."""
-
-    def list(self) -> Sequence[TokenRecord]:
-        """Every record."""
-        ...
+class RotationVault(PolicyVault, Protocol):
+    """What rotation needs from the vault (the policy engine's part, and more)."""
 
     def update(self, fn: Callable[[dict[str, TokenRecord]], None]) -> object:
         """Read-modify-write under the vault's write lock."""
@@ -137,13 +132,6 @@ def find_orphans(platform: Iterable[TokenInfo], records: Iterable[TokenRecord]) 
     return [t for t in platform if t.id not in known and rotation_id_of(t) is not None]
 
 
-def _store(ctx: StepContext, record: TokenRecord) -> None:
-    def apply(records: dict[str, TokenRecord]) -> None:
-        records[record.name] = record
-
-    ctx.vault.update(apply)
-
-
 def issue(
     ctx: StepContext,
     policy: TokenPolicy,
@@ -154,48 +142,28 @@ def issue(
 ) -> TokenRecord:
     """Step 1: issue a replacement and store it as ``pending`` before anything else.
 
-    Names follow the policy engine (``tokenguard/<policy>/<n>`` on the platform,
-    ``<policy>.<n>`` in the vault; ``n`` above every serial in the vault and in
-    ``platform``), and the record is shaped as ``policy apply`` shapes it (the scope and
-    expiry the platform confirmed), so ``policy plan`` sees the new token as unchanged.
+    Issued by the policy engine's :func:`~tokenguard.policy.issue_token`, so names and
+    records are exactly those of ``policy apply`` (``n`` above every serial in the vault
+    and in ``platform``), and ``policy plan`` sees the new token as unchanged. The platform
+    description carries the rotation marker, which is how a crashed run's unstored
+    replacement is found again.
     """
-    now = ctx.clock()
-    serial = next_serial(policy.name, ctx.vault.list(), platform)
     rotation_id = uuid.uuid4().hex[:16]
-    tag = f"[{ROTATION_MARKER}{rotation_id}]"
-    issued = ctx.issuer.issue(
-        policy.platform_name(serial),
-        scope=policy.scope,
-        expires_at=policy.expires_at(now),
-        description=f"{policy.description} {tag}" if policy.description else tag,
-    )
-    checkpoint("issue-api")
-    record = TokenRecord(
-        name=policy.record_name(serial),
-        secret=issued.secret,
+    record = issue_token(
+        policy,
+        ctx.issuer,
+        ctx.vault,
+        now=ctx.clock(),
         status=TokenStatus.PENDING,
-        policy=policy.name,
-        scope=issued.info.scope,
-        created_at=now,
-        expires_at=issued.info.expires_at,
-        issuer_id=issued.info.id,
-        policy_digest=policy.digest,
+        platform=platform,
+        tag=f"[{ROTATION_MARKER}{rotation_id}]",
         meta={
-            "platform_name": issued.info.name,
-            "labels": dict(policy.labels),
             "rotation_id": rotation_id,
             "replaces": replaces.name,
             "reasons": [r.value for r in reasons],
         },
+        after_issue=lambda: checkpoint("issue-api"),
     )
-    try:
-        _store(ctx, record)
-    except BaseException:
-        # The secret exists nowhere else: a token nobody can use must not stay valid.
-        # If this revoke fails too, the next run's orphan sweep revokes it.
-        with contextlib.suppress(Exception):
-            ctx.issuer.revoke(issued.info.id)
-        raise
     checkpoint("issue")
     return record
 
