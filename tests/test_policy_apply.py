@@ -17,16 +17,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from tokenguard.api import ApifyApi, HttpTokenIssuer
+from tokenguard.api import ApifyApi, HttpTokenIssuer, IssuedToken
 from tokenguard.cli import main
 from tokenguard.permissions import Permission, ResourceType
 from tokenguard.policy import (
     ActionKind,
+    Plan,
     PolicyValidationError,
     ReplaceCause,
     ResourceResolver,
@@ -536,12 +538,21 @@ def test_library_plan_apply_and_issue_token(env: Env) -> None:
         assert pending.scope.resources[0].type is ResourceType.ACTOR
         assert pending.scope.resources[0].permissions == frozenset({Permission.RUN})
 
-        # A missing reference is a policy error carrying every problem.
-        broken = env.policies(ci=POLICY.replace("demo~web-scraper", "nope"))
-        with pytest.raises(PolicyValidationError) as info:
-            plan(load_policies([broken]), vault, issuer, now=now, resolver=ResourceResolver(api))
-        assert info.value.exit_code == 2
-        assert len(info.value.problems) == 1
+        # From a bare token list nothing can be resolved: the plan says so.
+        assert [n.message for n in second.notes if "not checked" in n.message] == [
+            "resource references were not checked against the account (no resolver): "
+            "a missing resource fails only when apply issues the token"
+        ]
+
+        # A missing reference is a policy error carrying every problem, also without an
+        # explicit resolver: planning from an HTTP issuer resolves through its API.
+        broken = load_policies([env.policies(ci=POLICY.replace("demo~web-scraper", "nope"))])
+        for resolver in (ResourceResolver(api), None):
+            with pytest.raises(PolicyValidationError) as info:
+                plan(broken, vault, issuer, now=now, resolver=resolver)
+            assert info.value.exit_code == 2
+            assert len(info.value.problems) == 1
+            assert "actor 'nope' does not exist" in info.value.problems[0].message
 
 
 def test_vault_revoked_but_platform_valid_is_revoked(env: Env) -> None:
@@ -597,3 +608,88 @@ def test_expired_active_token_is_replaced_without_grace(env: Env) -> None:
     old, new = vault.get("ci.1"), vault.get("ci.2")
     assert old.status is TokenStatus.RETIRING and old.retire_at == later  # no grace: it is dead
     assert new.status is TokenStatus.ACTIVE and new.created_at == later
+
+
+def test_library_apply_never_revokes_a_replacement_a_rotation_has_not_stored_yet(
+    env: Env,
+) -> None:
+    """The window between a rotation's "issued" and "stored": apply must stay out of it.
+
+    Both sides call a ``tokenguard/<policy>/<n>`` token the vault does not hold an orphan.
+    A plan made inside the window lists the rotation's new token for revocation; apply
+    waits for the rotation lock the rotation holds, and once the rotation has stored its
+    token, the stale plan's revocation is skipped.
+    """
+    from tokenguard.errors import VaultLockedError
+    from tokenguard.rotation import Outcome, rotate
+
+    directory = env.policies(ci=POLICY)
+    policies = load_policies([directory])
+    now = datetime.now(UTC)
+    stale: list[Plan] = []
+    blocked: list[VaultLockedError] = []
+    # "policy apply" is another program: its own handle on the vault file.
+    apply_vault = env.vault()
+    with env.api() as api:
+        issuer = HttpTokenIssuer(api)
+        apply(plan(policies, apply_vault, issuer, now=now), apply_vault, issuer, now=now)
+
+        class Racing(HttpTokenIssuer):
+            def issue(self, name: str, **kwargs: Any) -> IssuedToken:
+                issued = super().issue(name, **kwargs)
+                if name == "tokenguard/ci/2":  # issued, not stored yet: apply runs now
+                    stale.append(plan(policies, apply_vault, issuer, now=now))
+                    try:
+                        apply(stale[0], apply_vault, issuer, now=now, lock_wait=0)
+                    except VaultLockedError as exc:
+                        blocked.append(exc)
+                return issued
+
+        rotation_vault = env.vault()
+        report = rotate(
+            rotation_vault,
+            Racing(api),
+            policies.policies,
+            api=api,
+            compromised=["ci"],
+            clock=lambda: now,
+            sleep=lambda _: None,
+        )
+        (lost,) = [a for a in stale[0].actions if a.kind is ActionKind.REVOKE]
+        assert lost.token_name == "tokenguard/ci/2"  # the window is real
+        assert len(blocked) == 1 and "another rotation is running" in str(blocked[0])
+        assert [r.outcome for r in report.results] == [Outcome.ROTATED]
+
+        # After the rotation, the stale plan finds the token stored and leaves it alone.
+        result = apply(stale[0], apply_vault, issuer, now=now, lock_wait=0)
+        assert [a.outcome for a in result.applied] == ["skipped (now in the vault)"]
+        active = apply_vault.active_for("ci")
+        assert active is not None and active.name == "ci.2"
+        assert active.issuer_id in {t.id for t in issuer.list()}
+        assert env.call(active.secret, "POST", "/acts/demo~web-scraper/runs") == 201
+
+
+def test_library_apply_skips_actions_a_rotation_made_stale(env: Env) -> None:
+    directory = env.policies(ci=POLICY)
+    policies = load_policies([directory])
+    vault = env.vault()
+    now = datetime.now(UTC)
+    with env.api() as api:
+        issuer = HttpTokenIssuer(api)
+        first = plan(policies, vault, issuer, now=now)
+        apply(first, vault, issuer, now=now)
+        # The same create plan again: the policy has an active token now.
+        (again,) = apply(first, vault, issuer, now=now).applied
+        assert again.outcome == "skipped (an active token appeared; plan again)"
+        # A replace planned for ci.1, which a rotation replaced in the meantime.
+        later = now + timedelta(days=31)
+        expired = plan(policies, vault, issuer, now=later)
+        assert [a.kind for a in expired.actions] == [ActionKind.REPLACE]
+        apply(expired, vault, issuer, now=later)
+        (stale,) = apply(expired, vault, issuer, now=later).applied
+        assert stale.outcome == "skipped (no longer active; plan again)"
+    assert sorted(env.platform_tokens()) == ["tokenguard/ci/1", "tokenguard/ci/2"]
+    assert [r.status for r in sorted(vault.list(), key=lambda r: r.name)] == [
+        TokenStatus.RETIRING,
+        TokenStatus.ACTIVE,
+    ]

@@ -265,7 +265,14 @@ def apply_cmd(
                 shown = step.fingerprint or step.action.fingerprint or step.token_id or ""
                 click.echo(f"{step.outcome}: {step.action.policy} {target} {shown}", err=True)
 
-        result = apply(the_plan, vault, HttpTokenIssuer(api), now=the_plan.now, on_step=progress)
+        result = apply(
+            the_plan,
+            vault,
+            HttpTokenIssuer(api),
+            now=the_plan.now,
+            on_step=progress,
+            holding_rotation_lock=True,
+        )
     if as_json:
         click.echo(json.dumps({"plan": the_plan.to_json(), **result.to_json()}, indent=2))
         return

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from tokenguard.api.client import ApifyApi
 from tokenguard.api.issuer import TokenInfo, TokenIssuer
 from tokenguard.permissions import (
     AccountGroup,
@@ -421,11 +422,18 @@ def plan(
 ) -> Plan:
     """Compare ``policy_set`` with the vault and the platform; return what apply would do.
 
-    ``tokens`` is the platform's token list, or an issuer to fetch it from. With a
-    ``resolver`` every resource reference is checked (and ``username~name`` turned into an
-    ID); a missing one raises :class:`PolicyValidationError` naming file, line and key. Read
-    only: plan never changes anything.
+    ``tokens`` is the platform's token list, or an issuer to fetch it from. Every resource
+    reference is checked through ``resolver`` (by default one built on the issuer's API
+    when ``tokens`` is an :class:`~tokenguard.api.HttpTokenIssuer`) and ``username~name``
+    turned into an ID; a missing one raises :class:`PolicyValidationError` naming file,
+    line and key, before apply could create anything. With no way to resolve (a bare token
+    list, another issuer), the plan notes that references went unchecked and compares
+    tokens by policy digest alone. Read only: plan never changes anything.
     """
+    if resolver is None:
+        api = getattr(tokens, "api", None)
+        if isinstance(api, ApifyApi):
+            resolver = ResourceResolver(api)
     platform = list(tokens.list() if isinstance(tokens, TokenIssuer) else tokens)
     platform_ids = {t.id for t in platform}
     records = list(vault.list())
@@ -441,6 +449,17 @@ def plan(
         raise PolicyValidationError(
             tuple(problems),
             hint="Fix the references in the policy files (nothing was created).",
+        )
+    if resolver is None:
+        notes.extend(
+            note(
+                policy,
+                "resource references were not checked against the account (no resolver): "
+                "a missing resource fails only when apply issues the token",
+                "resource",
+            )
+            for policy in policy_set
+            if policy.scope.resources and not policy.scope.unscoped
         )
 
     actions: list[PlanAction] = []
@@ -565,6 +584,10 @@ def _replace_cause(
 # --- applying ----------------------------------------------------------------------------
 
 
+#: Seconds :func:`apply` waits for a running rotation to release the rotation lock.
+APPLY_LOCK_WAIT = 30.0
+
+
 def apply(
     plan: Plan,
     vault: PolicyVault,
@@ -572,8 +595,20 @@ def apply(
     *,
     now: datetime,
     on_step: Callable[[AppliedAction], None] | None = None,
+    holding_rotation_lock: bool = False,
+    lock_wait: float = APPLY_LOCK_WAIT,
 ) -> ApplyResult:
     """Carry out ``plan``: revoke lost tokens, create and replace, then prune.
+
+    Runs under the vault's rotation lock (waiting up to ``lock_wait`` seconds, then
+    :class:`~tokenguard.errors.VaultLockedError`), so no ``tokenguard rotate`` is between
+    issuing a token and storing it meanwhile: both call a ``tokenguard/<policy>/<n>`` token
+    the vault does not hold an orphan, and apply must not revoke a replacement a rotation
+    is about to store. Pass ``holding_rotation_lock=True`` when the caller already holds it
+    (the CLI takes it before planning, so the plan cannot go stale). Under the lock the
+    vault is re-read, and actions a rotation made stale since the plan was computed are
+    skipped: a lost token now in the vault, a create whose policy now has an active token,
+    a replace whose token is no longer active.
 
     Each new secret is stored in the vault before the next API call. A replaced token goes
     to ``retiring`` (until now + grace) in the same vault write that stores its successor;
@@ -581,6 +616,23 @@ def apply(
     action (the CLI prints progress with it). The first error stops apply and propagates;
     everything done before it is already stored.
     """
+    lock: Callable[[float], contextlib.AbstractContextManager[object]] | None = getattr(
+        vault, "rotation_lock", None
+    )
+    with contextlib.ExitStack() as stack:
+        if lock is not None and not holding_rotation_lock:
+            stack.enter_context(lock(lock_wait))
+        return _apply_locked(plan, vault, issuer, now=now, on_step=on_step)
+
+
+def _apply_locked(
+    plan: Plan,
+    vault: PolicyVault,
+    issuer: TokenIssuer,
+    *,
+    now: datetime,
+    on_step: Callable[[AppliedAction], None] | None,
+) -> ApplyResult:
     done: list[AppliedAction] = []
 
     def record_step(step: AppliedAction) -> None:
@@ -592,11 +644,12 @@ def apply(
     pruned = [a for a in plan.actions if a.kind is ActionKind.REVOKE and a.record is not None]
     issues = [a for a in plan.actions if a.kind in (ActionKind.CREATE, ActionKind.REPLACE)]
 
+    # Re-read: a rotation may have finished since the plan was made.
+    reload: Callable[[], object] | None = getattr(vault, "reload", None)
+    if reload is not None and (lost or issues or pruned):
+        reload()
+
     if lost:
-        # Re-read: a concurrent rotation may have stored the token since the plan was made.
-        reload: Callable[[], object] | None = getattr(vault, "reload", None)
-        if reload is not None:
-            reload()
         held = _held_ids(vault.list())
         for action in lost:
             assert action.token_id is not None
@@ -611,12 +664,19 @@ def apply(
         assert action.policy is not None
         policy = plan.policy_set.get(action.policy)
         assert policy is not None
+        records = vault.list()
         also: list[TokenRecord] = []
-        if action.kind is ActionKind.REPLACE and action.record is not None:
-            old = _find(vault, action.record)
-            if old is not None and old.status is TokenStatus.ACTIVE:
-                also.append(_retire(old, action.cause, now, policy))
-        serial = serials.get(policy.name)
+        if action.kind is ActionKind.CREATE:
+            if any(r.policy == policy.name and r.status is TokenStatus.ACTIVE for r in records):
+                record_step(AppliedAction(action, "skipped (an active token appeared; plan again)"))
+                continue
+        elif action.record is not None:
+            old = next((r for r in records if r.name == action.record), None)
+            if old is None or old.status is not TokenStatus.ACTIVE:
+                record_step(AppliedAction(action, "skipped (no longer active; plan again)"))
+                continue
+            also.append(_retire(old, action.cause, now, policy))
+        serial = max(serials.get(policy.name, 1), next_serial(policy.name, records))
         record = issue_token(
             policy,
             issuer,
@@ -626,7 +686,7 @@ def apply(
             serial=serial,
             also=also,
         )
-        serials[policy.name] = (serial or 0) + 1
+        serials[policy.name] = serial + 1
         outcome = "created" if action.kind is ActionKind.CREATE else "replaced"
         record_step(
             AppliedAction(
