@@ -394,6 +394,36 @@ def test_guardrails_pass_for_compliant_policy_and_unscoped_breaks_forbidden(tmp_
     assert any("an unscoped token holds schedules:create" in r for r in rendered)
 
 
+def test_forbidden_read_is_held_through_write_and_check_exits_2(tmp_path: Path) -> None:
+    rails = write(tmp_path, "guardrails.toml", '[guardrails]\nforbidden = ["storages:read"]\n')
+    writer = write(
+        tmp_path,
+        "writer.toml",
+        """\
+        [[token]]
+        name = "w"
+        [token.account]
+        storages = ["write"]
+        [[token.resource]]
+        type = "dataset"
+        id = "d"
+        permissions = ["write"]
+        """,
+    )
+    rendered = problems_of([rails, writer])
+    assert rendered == [
+        f"{writer}:4: policy 'w': token[0].account.storages: account-level storages:read is "
+        f"forbidden (write implies read) (breaks guardrail forbidden at {rails}:2)",
+        f"{writer}:8: policy 'w': token[0].resource[0].permissions: read on dataset 'd' is "
+        f"forbidden (storages:read) (write implies read) (breaks guardrail forbidden at "
+        f"{rails}:2)",
+    ]
+    # An error, not a warning: `policy check` fails with exit 2.
+    result = CliRunner().invoke(main, ["policy", "check", str(rails), str(writer)])
+    assert result.exit_code == 2, result.output
+    assert "storages:read is forbidden" in result.output
+
+
 def test_duplicate_names_across_files_name_both(tmp_path: Path) -> None:
     a = write(tmp_path, "a.toml", GOOD)
     b = write(tmp_path, "b.toml", '# second\n[[token]]\nname = "ci-scraper"\n')

@@ -204,17 +204,19 @@ def check_guardrails(policy: TokenPolicy, guardrails: Guardrails) -> list[Diagno
                 "forbidden",
             )
             continue
-        if perm in scope.account_permissions(group):
+        account = scope.account_permissions(group)
+        if _holds(account, perm):
             broken(
                 policy.location("account", group.value),
-                f"account-level {label} is forbidden",
+                f"account-level {label} is forbidden" + _implied(account, perm),
                 "forbidden",
             )
         for i, grant in enumerate(scope.resources):
-            if GROUP_OF[grant.type] is group and perm in grant.permissions:
+            if GROUP_OF[grant.type] is group and _holds(grant.permissions, perm):
                 broken(
                     _resource_location(policy, grant.type.value, grant.id, i),
-                    f"{perm.value} on {grant.type.value} {grant.id!r} is forbidden ({label})",
+                    f"{perm.value} on {grant.type.value} {grant.id!r} is forbidden ({label})"
+                    + _implied(grant.permissions, perm),
                     "forbidden",
                 )
     for label in guardrails.required_labels:
@@ -223,6 +225,15 @@ def check_guardrails(policy: TokenPolicy, guardrails: Guardrails) -> list[Diagno
                 policy.location("labels"), f"missing required label {label!r}", "required_labels"
             )
     return out
+
+
+def _holds(granted: frozenset[Permission], perm: Permission) -> bool:
+    # Write implies read (Apify's rule, D3): a forbidden read is held through write too.
+    return perm in granted or (perm is Permission.READ and Permission.WRITE in granted)
+
+
+def _implied(granted: frozenset[Permission], perm: Permission) -> str:
+    return "" if perm in granted else " (write implies read)"
 
 
 def _resource_location(policy: TokenPolicy, rtype: str, rid: str, index: int) -> Location:
