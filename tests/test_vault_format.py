@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +21,10 @@ from vault_helpers import (  # noqa: F401
 )
 
 from tokenguard.cli.vault import record_json
-from tokenguard.errors import VaultFormatError, VaultUnlockError
+from tokenguard.errors import VaultFormatError, VaultPermissionError, VaultUnlockError
 from tokenguard.secrets import Secret
 from tokenguard.vault import Unlocker, Vault, kdf
+from tokenguard.vault import filestore as filestore_mod
 from tokenguard.vault import format as fmt
 
 VERSIONS = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir())
@@ -291,3 +294,127 @@ def test_cli_add_at_every_offset_exits_3(version: str, vault_env: Path) -> None:
             assert not any(s in result.output for s in [*secrets, new_secret])
             assert setup.path.read_bytes() == damaged
     assert sorted(p.name for p in setup.dir.iterdir()) == ["key", "vault.tgv"]
+
+
+def _forge_kdf(setup: Setup, **params: int) -> None:
+    data = setup.path.read_bytes()
+    header = _header_json(data)
+    slots = header["slots"]
+    assert isinstance(slots, list)
+    for slot in slots:
+        if slot["kind"] == "passphrase":
+            slot["kdf"].update(params)
+    setup.path.write_bytes(_reseal_header(data, header))
+
+
+def test_argon2_work_cap(vault_env: Path) -> None:
+    """Memory and passes may each be within their caps and still add up to minutes."""
+    gib = 1024 * 1024
+    assert kdf.check_argon2_params(kdf.Argon2Params(gib, 4, 1)) is None
+    assert "beyond the cap" in str(kdf.check_argon2_params(kdf.Argon2Params(gib, 5, 1)))
+    assert kdf.check_argon2_params(kdf.Argon2Params(64 * 1024, 64, 1)) is None
+    setup = copy_golden("v1", vault_env / "g")
+    _forge_kdf(setup, m=gib, t=64)
+    with pytest.raises(VaultFormatError, match="beyond the cap"):
+        Vault.open(setup.path, unlocker=setup.unlocker)
+
+
+_LOW_MEMORY_CLI = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (768 * 1024 * 1024, 768 * 1024 * 1024))
+from tokenguard.cli import main
+sys.argv[0] = "tokenguard"
+main()
+"""
+
+
+def test_argon2_out_of_memory_is_a_vault_error(vault_env: Path) -> None:
+    """A file asking for more memory than the machine grants: exit 3, not a MemoryError."""
+    setup = copy_golden("v1", vault_env / "g")
+    _forge_kdf(setup, m=1024 * 1024, t=2)  # 1 GiB, within the caps
+    before = setup.path.read_bytes()
+    passphrase = (GOLDEN / "v1" / "passphrase.txt").read_text(encoding="utf-8").rstrip("\n")
+    env = {
+        **os.environ,
+        "TOKENGUARD_VAULT": str(setup.path),
+        "TOKENGUARD_PASSPHRASE": passphrase,
+        "XDG_STATE_HOME": str(vault_env / "state"),
+    }
+    for var in ("TOKENGUARD_KEY_FILE", "TOKENGUARD_PASSPHRASE_FILE"):
+        env.pop(var, None)
+    result = subprocess.run(
+        [sys.executable, "-c", _LOW_MEMORY_CLI, "vault", "add", "x.1"],
+        input="apify_api_" + "M" * 36,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "not enough memory to unlock" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert setup.path.read_bytes() == before
+
+
+def test_oversized_file_is_refused_unread(key_vault: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    with open(key_vault.path, "r+b") as fh:  # sparse: no disk space used
+        fh.truncate(fmt.MAX_FILE_LEN + 1)
+
+    def no_read(*args: object) -> bytes:
+        raise AssertionError("an oversized vault file must be refused before it is read")
+
+    monkeypatch.setattr(filestore_mod.os, "read", no_read)
+    with pytest.raises(VaultFormatError, match="MiB cap"):
+        key_vault.open()
+
+
+def test_fifo_in_place_of_vault_or_key_file_does_not_hang(key_vault: Setup) -> None:
+    key_vault.path.unlink()
+    os.mkfifo(key_vault.path, 0o600)
+    with pytest.raises(VaultPermissionError, match="not a regular file"):
+        key_vault.open()
+    fifo_key = key_vault.dir / "fifo.key"
+    os.mkfifo(fifo_key, 0o600)
+    with pytest.raises(VaultPermissionError, match="not a regular file"):
+        Vault.open(copy_golden("v1", key_vault.dir / "g").path, unlocker=Unlocker(key_file=fifo_key))
+
+
+def test_key_slot_is_bound_to_its_vault(vault_env: Path) -> None:
+    """A slot moved into another vault (same key file) no longer unwraps."""
+    key = vault_env / "shared.key"
+    a = Vault.init(vault_env / "a" / "vault.tgv", key_file=key)
+    b = Vault.init(vault_env / "b" / "vault.tgv", key_file=key)
+    b.put(record("b-only"))
+    a_data = a.path.read_bytes()
+    a_header = _header_json(a_data)
+    a_header["slots"] = _header_json(b.path.read_bytes())["slots"]
+    a.path.write_bytes(_reseal_header(a_data, a_header))
+    with pytest.raises(VaultFormatError, match=r"key slot .* is damaged"):
+        Vault.open(a.path, unlocker=Unlocker(key_file=key))
+    # The whole of vault b relabelled as vault a: refused at the slot, before the payload.
+    b_data = b.path.read_bytes()
+    b_header = _header_json(b_data)
+    b_header["vault_id"] = a.vault_id
+    b.path.write_bytes(_reseal_header(b_data, b_header))
+    with pytest.raises(VaultFormatError, match=r"key slot .* is damaged"):
+        Vault.open(b.path, unlocker=Unlocker(key_file=key))
+
+
+def test_every_write_and_every_wrap_uses_a_fresh_nonce(key_vault: Setup) -> None:
+    vault = key_vault.open()
+    nonces, slot_nonces, salts = [], [], []
+    for i in range(20):
+        vault.put(record(f"n{i}"))
+        header = fmt.parse(key_vault.path.read_bytes()).header
+        assert len(header.nonce) == fmt.NONCE_LEN == 12
+        nonces.append(header.nonce)
+    for i in range(5):
+        vault.rekey(key_file=key_vault.dir.parent / f"k{i}")
+        (slot,) = fmt.parse(key_vault.path.read_bytes()).header.slots
+        slot_nonces.append(slot.nonce)
+        salts.append(slot.salt)
+        assert len(slot.wrapped) == kdf.KEY_LEN + fmt.TAG_LEN
+    assert len(set(nonces)) == len(nonces)
+    assert len(set(slot_nonces)) == len(slot_nonces)
+    assert len(set(salts)) == len(salts)

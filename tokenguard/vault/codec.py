@@ -257,7 +257,7 @@ def decode_payload(
     ):
         raise _bad("bad payload header")
     if head["schema"] != SCHEMA:
-        raise _bad(f"unknown payload schema {str(head['schema'])[:20]}")
+        raise _bad("unknown payload schema")
     body = lines[1:]
     if head["count"] != len(body):
         raise _bad("record count mismatch")

@@ -111,7 +111,8 @@ class FileStorage:
     def _read_file(self, path: Path) -> tuple[bytes, os.stat_result]:
         self.check_directory()
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            # O_NONBLOCK: a FIFO planted in its place must not hang us (fstat refuses it).
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise _no_vault(path) from None
         except OSError as exc:
@@ -124,6 +125,8 @@ class FileStorage:
         try:
             st = os.fstat(fd)
             check_private(path, st, "vault")
+            if st.st_size > fmt.MAX_FILE_LEN:
+                raise fmt.corrupt(fmt.file_too_large(st.st_size))
             chunks = []
             remaining = fmt.MAX_FILE_LEN + 1
             while remaining > 0:
@@ -140,7 +143,7 @@ class FileStorage:
 
     def _current_generation(self) -> int | None:
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         except OSError as exc:

@@ -47,7 +47,9 @@ _PREFIX = struct.Struct(">8sBI")
 PREFIX_LEN = _PREFIX.size
 
 MAX_HEADER_LEN = 64 * 1024
-MAX_FILE_LEN = 1024 * 1024 * 1024
+# About 400,000 records: far beyond any real vault, and small enough that reading,
+# decrypting and splitting a hostile file of this size cannot exhaust memory.
+MAX_FILE_LEN = 256 * 1024 * 1024
 MAX_SLOTS = 16
 MAX_GENERATION = 2**53
 MAX_LABEL_LEN = 256
@@ -180,27 +182,33 @@ def encode_aad(header: Header) -> bytes:
     return _PREFIX.pack(MAGIC, header.version, len(body)) + body
 
 
-def _fail(what: str) -> VaultFormatError:
+def corrupt(what: str) -> VaultFormatError:
+    """The error for a file that is not a well-formed vault (``what`` is public detail)."""
     return VaultFormatError(
         f"vault file is corrupt or not a tokenguard vault: {what}",
         hint="Restore it from a backup (`tokenguard vault verify` lists them)",
     )
 
 
+def file_too_large(size: int) -> str:
+    """Why a file of ``size`` bytes is refused unread."""
+    return f"file of {size} bytes is larger than the {MAX_FILE_LEN // (1024 * 1024)} MiB cap"
+
+
 def parse(data: bytes) -> ParsedFile:
     """Parse and check the structure of a vault file (no decryption)."""
     if len(data) > MAX_FILE_LEN:
-        raise _fail("file larger than the 1 GiB cap")
+        raise corrupt(file_too_large(len(data)))
     header, end = parse_header(data)
     if len(data) < end + TAG_LEN:
-        raise _fail("file is truncated")
+        raise corrupt("file is truncated")
     return ParsedFile(header=header, aad=data[: end - DIGEST_LEN], ciphertext=data[end:])
 
 
 def header_span(prefix: bytes) -> int:
     """How many leading bytes hold magic, version, length, header and digest."""
     if len(prefix) < PREFIX_LEN:
-        raise _fail("file is empty" if not prefix else "file is truncated")
+        raise corrupt("file is empty" if not prefix else "file is truncated")
     _check_prefix(prefix)
     return PREFIX_LEN + int(_PREFIX.unpack_from(prefix)[2]) + DIGEST_LEN
 
@@ -208,14 +216,14 @@ def header_span(prefix: bytes) -> int:
 def _check_prefix(data: bytes) -> int:
     magic, version, hlen = _PREFIX.unpack_from(data)
     if magic != MAGIC:
-        raise _fail("bad magic bytes")
+        raise corrupt("bad magic bytes")
     if version not in SUPPORTED_VERSIONS:
         raise VaultFormatError(
             f"unsupported vault format version {version}",
             hint="Upgrade tokenguard, or restore a backup written by this version",
         )
     if hlen > MAX_HEADER_LEN:
-        raise _fail("header length beyond the cap")
+        raise corrupt("header length beyond the cap")
     return int(version)
 
 
@@ -225,17 +233,17 @@ def parse_header(data: bytes) -> tuple[Header, int]:
     ``data`` may be the whole file or just its first :func:`header_span` bytes.
     """
     if len(data) < PREFIX_LEN:
-        raise _fail("file is empty" if not data else "file is truncated")
+        raise corrupt("file is empty" if not data else "file is truncated")
     version = _check_prefix(data)
     end = PREFIX_LEN + int(_PREFIX.unpack_from(data)[2])
     if len(data) < end + DIGEST_LEN:
-        raise _fail("file is truncated")
+        raise corrupt("file is truncated")
     aad = data[:end]
     if hashlib.sha256(aad).digest() != data[end : end + DIGEST_LEN]:
-        raise _fail("header checksum mismatch")
+        raise corrupt("header checksum mismatch")
     header = _parse_header(data[PREFIX_LEN:end], version)
     if canonical_json(header.to_json()) != data[PREFIX_LEN:end]:
-        raise _fail("header is not in canonical form")
+        raise corrupt("header is not in canonical form")
     return header, end + DIGEST_LEN
 
 
@@ -248,13 +256,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _fail(f"duplicate key {key!r} in header")
+            raise corrupt(f"duplicate key {key!r} in header")
         out[key] = value
     return out
 
 
 def _no_constants(name: str) -> Any:
-    raise _fail("non-finite number in header")
+    raise corrupt("non-finite number in header")
 
 
 def _parse_header(body: bytes, version: int) -> Header:
@@ -267,21 +275,21 @@ def _parse_header(body: bytes, version: int) -> Header:
     except VaultFormatError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise _fail("header is not valid JSON") from None
+        raise corrupt("header is not valid JSON") from None
     obj = _object(raw, "header", {"cipher", "generation", "nonce", "slots", "vault_id"})
     if obj["cipher"] != CIPHER:
-        raise _fail(f"unknown cipher {str(obj['cipher'])[:40]!r}")
+        raise corrupt(f"unknown cipher {str(obj['cipher'])[:40]!r}")
     vault_id = _str(obj["vault_id"], "vault_id")
     if not _HEX32.fullmatch(vault_id):
-        raise _fail("bad vault id")
+        raise corrupt("bad vault id")
     generation = _int(obj["generation"], "generation", 1, MAX_GENERATION)
     nonce = _bytes(obj["nonce"], "nonce", NONCE_LEN, NONCE_LEN)
     slots_raw = obj["slots"]
     if not isinstance(slots_raw, list) or not 1 <= len(slots_raw) <= MAX_SLOTS:
-        raise _fail(f"header must hold 1..{MAX_SLOTS} key slots")
+        raise corrupt(f"header must hold 1..{MAX_SLOTS} key slots")
     slots = tuple(_parse_slot(s) for s in slots_raw)
     if len({s.id for s in slots}) != len(slots):
-        raise _fail("duplicate key slot id")
+        raise corrupt("duplicate key slot id")
     return Header(
         vault_id=vault_id, generation=generation, nonce=nonce, slots=slots, version=version
     )
@@ -289,11 +297,11 @@ def _parse_header(body: bytes, version: int) -> Header:
 
 def _parse_slot(raw: Any) -> KeySlot:
     if not isinstance(raw, dict):
-        raise _fail("key slot is not an object")
+        raise corrupt("key slot is not an object")
     try:
         kind = SlotKind(str(raw.get("kind")))
     except ValueError:
-        raise _fail("unknown key slot kind") from None
+        raise corrupt("unknown key slot kind") from None
     required = {"id", "kind", "salt", "kdf", "nonce", "wrapped"}
     optional = {"label"}
     if kind is not SlotKind.PASSPHRASE:
@@ -301,13 +309,13 @@ def _parse_slot(raw: Any) -> KeySlot:
     obj = _object(raw, "key slot", required, optional)
     slot_id = _str(obj["id"], "slot id")
     if not _HEX8.fullmatch(slot_id):
-        raise _fail("bad key slot id")
+        raise corrupt("bad key slot id")
     kdf_raw = obj["kdf"]
     argon2: kdf.Argon2Params | None = None
     if kind is SlotKind.PASSPHRASE:
         k = _object(kdf_raw, "kdf", {"alg", "m", "t", "p"})
         if k["alg"] != "argon2id":
-            raise _fail("passphrase slot KDF must be argon2id")
+            raise corrupt("passphrase slot KDF must be argon2id")
         argon2 = kdf.Argon2Params(
             memory_kib=_int(k["m"], "argon2 m", 1, 2**32),
             iterations=_int(k["t"], "argon2 t", 1, 2**32),
@@ -315,19 +323,19 @@ def _parse_slot(raw: Any) -> KeySlot:
         )
         problem = kdf.check_argon2_params(argon2)
         if problem:
-            raise _fail(problem)
+            raise corrupt(problem)
     else:
         k = _object(kdf_raw, "kdf", {"alg"})
         if k["alg"] != "hkdf-sha256":
-            raise _fail("key slot KDF must be hkdf-sha256")
+            raise corrupt("key slot KDF must be hkdf-sha256")
     key_id = None
     if kind is not SlotKind.PASSPHRASE:
         key_id = _str(obj["key_id"], "key id")
         if not _HEX16.fullmatch(key_id):
-            raise _fail("bad key id")
+            raise corrupt("bad key id")
     label = _str(obj.get("label", ""), "label")
     if "label" in obj and not 0 < len(label) <= MAX_LABEL_LEN:
-        raise _fail("bad slot label")
+        raise corrupt("bad slot label")
     return KeySlot(
         id=slot_id,
         kind=kind,
@@ -344,33 +352,33 @@ def _object(
     raw: Any, what: str, required: set[str], optional: frozenset[str] | set[str] = frozenset()
 ) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        raise _fail(f"{what} is not an object")
+        raise corrupt(f"{what} is not an object")
     keys = set(raw)
     if not required <= keys or not keys <= required | set(optional):
-        raise _fail(f"{what} has missing or unknown fields")
+        raise corrupt(f"{what} has missing or unknown fields")
     return raw
 
 
 def _str(value: Any, what: str) -> str:
     if not isinstance(value, str):
-        raise _fail(f"{what} is not a string")
+        raise corrupt(f"{what} is not a string")
     return value
 
 
 def _int(value: Any, what: str, low: int, high: int) -> int:
     if type(value) is not int or not low <= value <= high:
-        raise _fail(f"{what} out of range")
+        raise corrupt(f"{what} out of range")
     return value
 
 
 def _bytes(value: Any, what: str, low: int, high: int) -> bytes:
     text = _str(value, what)
     if len(text) > 4 * high:
-        raise _fail(f"{what} too long")
+        raise corrupt(f"{what} too long")
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise _fail(f"{what} is not base64") from None
+        raise corrupt(f"{what} is not base64") from None
     if not low <= len(data) <= high or _b64(data) != text:
-        raise _fail(f"bad {what}")
+        raise corrupt(f"bad {what}")
     return data

@@ -4,7 +4,9 @@ Passphrase slots use Argon2id at or above OWASP's floor (m=19 MiB, t=2, p=1). Th
 (m=64 MiB, t=3, p=1) take about 0.15 s on a current server core: slow for guessing, quick
 enough for a cron job. A file whose parameters fall below the floor is rejected as a
 downgrade, and parameters above the caps are rejected so a hostile file cannot make us
-allocate gigabytes. Only tests may lower the floor, through :func:`weak_params_for_testing`.
+allocate gigabytes or spin for minutes; a machine that cannot spare the memory a file asks
+for gets a vault error, never a ``MemoryError``. Only tests may lower the floor, through
+:func:`weak_params_for_testing`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from tokenguard.errors import VaultError
+
 KEY_LEN = 32
 SALT_LEN = 16
 
@@ -30,6 +34,9 @@ OWASP_MIN_LANES = 1
 MAX_MEMORY_KIB = 1024 * 1024  # 1 GiB
 MAX_ITERATIONS = 64
 MAX_LANES = 16
+# Memory x passes: 1 GiB x 4 takes about 30 s here. Without it, 1 GiB x 64 passes (both
+# within their own caps) would hold an unlock for minutes, times every passphrase slot.
+MAX_WORK_KIB = 4 * 1024 * 1024
 MAX_SALT_LEN = 64
 
 _KEK_INFO = b"tokenguard-vault-kek-v1"
@@ -87,6 +94,11 @@ def check_argon2_params(params: Argon2Params) -> str | None:
         return f"Argon2 iterations {params.iterations} outside {floor_t}..{MAX_ITERATIONS}"
     if not max(floor_m, 8 * params.lanes) <= params.memory_kib <= MAX_MEMORY_KIB:
         return f"Argon2 memory {params.memory_kib} KiB outside {floor_m}..{MAX_MEMORY_KIB}"
+    if params.memory_kib * params.iterations > MAX_WORK_KIB:
+        return (
+            f"Argon2 cost m={params.memory_kib} KiB x t={params.iterations} beyond the cap "
+            f"of {MAX_WORK_KIB} KiB x passes"
+        )
     return None
 
 
@@ -104,7 +116,14 @@ def derive_passphrase_kek(passphrase: str, salt: bytes, params: Argon2Params) ->
         lanes=params.lanes,
         memory_cost=params.memory_kib,
     )
-    return kdf.derive(normalize_passphrase(passphrase))
+    try:
+        return kdf.derive(normalize_passphrase(passphrase))
+    except MemoryError:
+        raise VaultError(
+            f"not enough memory to unlock: the passphrase slot asks Argon2id for "
+            f"{params.memory_kib // 1024} MiB",
+            hint="Unlock with the key file instead, or on a machine with more free memory",
+        ) from None
 
 
 def derive_key_kek(key: bytes, salt: bytes) -> bytes:

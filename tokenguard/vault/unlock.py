@@ -143,7 +143,8 @@ def check_private(path: Path, st: os.stat_result, what: str) -> None:
 
 def _read_private(path: Path, what: str, limit: int) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO in its place must not hang the unlock (check_private refuses it).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise VaultUnlockError(f"{what} {path} does not exist", hint=UNLOCK_OPTIONS_HINT) from None
     except OSError as exc:
