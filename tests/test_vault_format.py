@@ -357,7 +357,9 @@ def test_argon2_out_of_memory_is_a_vault_error(vault_env: Path) -> None:
     assert setup.path.read_bytes() == before
 
 
-def test_oversized_file_is_refused_unread(key_vault: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oversized_file_is_refused_unread(
+    key_vault: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with open(key_vault.path, "r+b") as fh:  # sparse: no disk space used
         fh.truncate(fmt.MAX_FILE_LEN + 1)
 
@@ -377,7 +379,9 @@ def test_fifo_in_place_of_vault_or_key_file_does_not_hang(key_vault: Setup) -> N
     fifo_key = key_vault.dir / "fifo.key"
     os.mkfifo(fifo_key, 0o600)
     with pytest.raises(VaultPermissionError, match="not a regular file"):
-        Vault.open(copy_golden("v1", key_vault.dir / "g").path, unlocker=Unlocker(key_file=fifo_key))
+        Vault.open(
+            copy_golden("v1", key_vault.dir / "g").path, unlocker=Unlocker(key_file=fifo_key)
+        )
 
 
 def test_key_slot_is_bound_to_its_vault(vault_env: Path) -> None:
