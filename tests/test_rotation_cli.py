@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_rotation_support import CRASH_EXIT, assert_settled, make_world, policy_text
+from test_rotation_support import CRASH_EXIT, World, assert_settled, make_world, policy_text
 
 from tokenguard.sandbox.testing import SandboxHandle
-from tokenguard.vault import TokenStatus
+from tokenguard.vault import TokenRecord, TokenStatus
 
 NAMES = ["alpha", "beta"]
 
@@ -31,6 +31,9 @@ def test_crash_during_rotation_is_finished_by_the_next_run(
 
     died = world.cli("--json", crash=crash)
     assert died.returncode == CRASH_EXIT, died.stderr
+    # The process died right after this step's vault write (or, for issue-api, after the
+    # platform call and before the write): the vault alone shows how far it got.
+    _assert_recorded(world, crash, old)
 
     done = world.cli("--json")
     assert done.returncode == 0, done.stderr
@@ -49,6 +52,33 @@ def test_crash_during_rotation_is_finished_by_the_next_run(
         assert world.status_with(retiring.secret) == 200  # not revoked early
         assert not world.by_status(name, TokenStatus.PENDING)
     assert {r["outcome"] for r in _rows(world.cli("--json").stdout)} == {"not-due", "in-grace"}
+
+
+def _assert_recorded(world: World, crash: str, old: dict[str, TokenRecord]) -> None:
+    records = world.records()
+    first = records_of(records, "alpha")
+    if crash == "issue-api":
+        # alpha's replacement exists on the platform only (an orphan); nothing was stored.
+        assert [r.name for r in records] == ["alpha.1", "beta.1"]
+        assert "tokenguard/alpha/2" in {t.name for t in world.platform()}
+        return
+    new = first["alpha.2"]
+    if crash == "issue":
+        assert new.status is TokenStatus.PENDING and "verified_at" not in new.meta
+        assert "beta.2" not in {r.name for r in records}  # died before the next issue
+    elif crash == "verify":
+        for name in NAMES:
+            pending = records_of(records, name)[f"{name}.2"]
+            assert pending.status is TokenStatus.PENDING and "verified_at" in pending.meta
+    else:  # promote
+        assert new.status is TokenStatus.ACTIVE
+        assert first["alpha.1"].status is TokenStatus.RETIRING
+    for name in NAMES:  # nothing revoked early: the old tokens still work
+        assert world.status_with(old[name].secret) == 200
+
+
+def records_of(records: list[TokenRecord], policy: str) -> dict[str, TokenRecord]:
+    return {r.name: r for r in records if r.policy == policy}
 
 
 @pytest.mark.slow
