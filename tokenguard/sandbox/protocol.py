@@ -105,6 +105,10 @@ class Call:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError):
             raise invalid("The request body is not valid JSON") from None
+        except RecursionError:
+            # json.loads recurses per nesting level: a body like "[[[[...]]]]" must be a
+            # 400, not an internal error.
+            raise invalid("The request body's JSON is nested too deeply") from None
 
     def json_object(self, *, required: bool = True) -> dict[str, Any]:
         """The JSON body, which must be an object."""

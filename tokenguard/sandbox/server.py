@@ -44,6 +44,7 @@ from tokenguard.sandbox.state import (
 
 try:
     from aiohttp import web
+    from aiohttp.http_exceptions import HttpProcessingError
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "The tokenguard sandbox needs aiohttp: pip install 'tokenguard[sandbox]'"
@@ -51,8 +52,31 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 log = logging.getLogger(__name__)
 
+
+class _QuietMalformedRequests(logging.Filter):
+    """Malformed HTTP (bad request line, headers or chunking) is bad client input: aiohttp
+    answers it with a 400 and would log it with a traceback at ERROR. Keep a one-line DEBUG
+    record instead, without the exception text (it can quote a header, token included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = "Rejected a malformed HTTP request (%s)"
+            record.args = (type(exc).__name__,)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+#: The logger aiohttp's connection handler reports protocol errors to.
+http_log = logging.getLogger(__name__ + ".http")
+http_log.addFilter(_QuietMalformedRequests())
+
 CONTROL_PREFIX = "/v2/_sandbox/"
 _JSON = "application/json; charset=utf-8"
+MAX_CLOCK_ADVANCE = 100 * 366 * 86400  # seconds per call: a century
+MAX_CLOCK_YEAR = 9000
 FAULT_STATUSES = frozenset({401, 429, 500, 502, 503, 504})
 _FAULT_TYPES = {
     401: "user-or-token-not-found",
@@ -400,8 +424,18 @@ class SandboxApp:
         if name == "clock" and method == "POST":
             body = call.json_object()
             seconds = body.get("advanceSeconds")
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-                raise invalid("advanceSeconds must be a non-negative number")
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not 0 <= seconds <= MAX_CLOCK_ADVANCE
+            ):
+                # The bound keeps the clock inside datetime's range (a clock past year 9999
+                # would break every later request).
+                raise invalid(
+                    f"advanceSeconds must be a number from 0 to {MAX_CLOCK_ADVANCE} (100 years)"
+                )
+            if self.state.clock.now().year >= MAX_CLOCK_YEAR:
+                raise invalid(f"The sandbox clock cannot move past the year {MAX_CLOCK_YEAR}")
             now = self.state.clock.advance(float(seconds))
             return Reply(200, {"data": {"now": iso(now)}})
         if name == "clock" and method == "GET":
@@ -527,7 +561,9 @@ class SandboxServer:
 
     async def start(self) -> str:
         """Bind and start serving; returns the base URL (``http://host:port``)."""
-        server = web.Server(self.app.handle, auto_decompress=False, access_log=None)
+        server = web.Server(
+            self.app.handle, auto_decompress=False, access_log=None, logger=http_log
+        )
         self._runner = web.ServerRunner(server, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
