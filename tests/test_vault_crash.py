@@ -55,6 +55,9 @@ def _check_consistent(setup: Setup) -> int:
 def test_sigkilled_writer_leaves_old_or_new_generation(key_vault: Setup) -> None:
     rng = random.Random(1234)
     committed = _check_consistent(key_vault)
+    storage = FileStorage(key_vault.path)
+    # Where the kills landed: proof that they hit the write sequence, not just idle time.
+    mid_write = after_replace = 0
     for round_no in range(KILLS):
         read_fd, write_fd = os.pipe()
         pid = os.fork()
@@ -69,9 +72,15 @@ def test_sigkilled_writer_leaves_old_or_new_generation(key_vault: Setup) -> None
             reports = [int(x) for x in pipe.read().split()]
         if reports:
             committed = reports[-1]
+        for tmp in storage.stale_temps():  # killed between creating the temp and replacing
+            mid_write += 1
+            assert b"apify_api_" not in tmp.read_bytes()  # sealed, never plaintext
         generation = _check_consistent(key_vault)
         assert generation in (committed, committed + 1), (round_no, committed, generation)
+        after_replace += generation == committed + 1  # killed after the replace
         committed = generation
+    assert mid_write > 0
+    assert after_replace > 0
     vault = key_vault.open()
     vault.put(record("final", _secret_for("final")))
     assert FileStorage(key_vault.path).stale_temps() == []
@@ -145,6 +154,8 @@ _ADDER = textwrap.dedent(
 
     path, key, worker = sys.argv[1], sys.argv[2], sys.argv[3]
     vault = Vault.open(path, unlocker=Unlocker(key_file=Path(key)), lock_timeout=120)
+    print("ready", flush=True)
+    sys.stdin.readline()  # start together: every process is up before any writes
     for i in range(50):
         vault.put(TokenRecord(name=f"w{worker}.{i}", secret=Secret(f"secret-{worker}-{i}")))
     """
@@ -157,9 +168,16 @@ def test_eight_processes_adding_fifty_tokens_each(key_vault: Setup) -> None:
         subprocess.Popen(
             [sys.executable, "-c", _ADDER, str(key_vault.path), str(key_vault.key_file), str(n)],
             env={**os.environ},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for n in range(8)
     ]
+    assert [p.stdout.readline() for p in procs] == ["ready\n"] * 8  # type: ignore[union-attr]
+    for p in procs:
+        p.stdin.write("go\n")  # type: ignore[union-attr]
+        p.stdin.close()  # type: ignore[union-attr]
     assert [p.wait(timeout=240) for p in procs] == [0] * 8
     vault = key_vault.open()
     records = vault.list()
