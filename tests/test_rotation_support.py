@@ -119,19 +119,23 @@ class World:
         env.update(extra)
         return env
 
+    def argv(self, *args: str) -> list[str]:
+        """The command line of ``tokenguard rotate ARGS`` with these policies."""
+        return [
+            sys.executable,
+            "-c",
+            "from tokenguard.cli.main import main; main()",
+            "rotate",
+            "--policies",
+            str(self.policies_path),
+            *args,
+        ]
+
     def cli(self, *args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``tokenguard rotate ARGS`` in a subprocess (optionally dying after a step)."""
         extra = {"TOKENGUARD_TEST_CRASH_AFTER": crash} if crash else {}
         return subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from tokenguard.cli.main import main; main()",
-                "rotate",
-                "--policies",
-                str(self.policies_path),
-                *args,
-            ],
+            self.argv(*args),
             env=self.env(**extra),
             capture_output=True,
             text=True,
@@ -140,16 +144,9 @@ class World:
         )
 
     def cli_popen(self, *args: str) -> subprocess.Popen[str]:
+        """Start ``tokenguard rotate ARGS`` without waiting for it."""
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from tokenguard.cli.main import main; main()",
-                "rotate",
-                "--policies",
-                str(self.policies_path),
-                *args,
-            ],
+            self.argv(*args),
             env=self.env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
