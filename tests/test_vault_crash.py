@@ -216,3 +216,29 @@ def test_directory_fsync_failure_after_replace_is_a_warning(
     monkeypatch.undo()
     assert [r.name for r in key_vault.open().list()] == ["written"]
     assert any("may not survive a power loss" in r.getMessage() for r in caplog.records)
+
+
+def test_backup_copies_are_private_from_the_start(
+    key_vault: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where hard links fail, the backup is a copy created 0600, not chmod-ed afterwards."""
+    vault = key_vault.open()
+    generations = {vault.generation: key_vault.path.read_bytes()}
+
+    def no_link(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(filestore_mod.os, "link", no_link)
+    monkeypatch.setattr(filestore_mod.os, "chmod", lambda *a, **k: None)
+    old_umask = os.umask(0o022)
+    try:
+        for i in range(4):
+            vault.put(record(f"b{i}"))
+            generations[vault.generation] = key_vault.path.read_bytes()
+    finally:
+        os.umask(old_umask)
+    backups = FileStorage(key_vault.path).backups()
+    assert [g for g, _ in backups] == [4, 3, 2]
+    for generation, path in backups:
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        assert path.read_bytes() == generations[generation]

@@ -15,7 +15,6 @@ import errno
 import logging
 import os
 import secrets
-import shutil
 import stat
 import threading
 import time
@@ -347,8 +346,7 @@ class FileStorage:
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK):
                 raise
-            shutil.copyfile(self.path, target, follow_symlinks=False)
-            os.chmod(target, 0o600)
+            _copy_private(self.path, target)
 
     def _prune_backups(self) -> None:
         for _, path in self.backups()[self.keep_backups :]:
@@ -358,6 +356,25 @@ class FileStorage:
     def read_backup(self, path: Path) -> bytes:
         """The bytes of a backup file (same checks as the vault)."""
         return self._read_file(path)[0]
+
+
+def _copy_private(source: Path, target: Path) -> None:
+    # Created 0600 up front (not chmod-ed after a copy): never readable by others, even briefly.
+    src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        dst = os.open(
+            target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        try:
+            while chunk := os.read(src, 1 << 20):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(dst, view) :]
+            os.fsync(dst)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
 
 
 def _stamp(st: os.stat_result) -> Hashable:
