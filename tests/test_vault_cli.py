@@ -66,6 +66,24 @@ def test_add_refuses_secret_in_argv_without_echoing_it(key_vault: Setup) -> None
     assert key_vault.open().list() == []
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["vault", "add", SECRET],
+        ["vault", "add", "x", "--notes", f"old one was {SECRET}"],
+        ["vault", "add", "x", "--policy", SECRET],
+        ["vault", "add", "x", "--issuer-id", SECRET],
+    ],
+)
+def test_add_refuses_a_token_pasted_as_name_or_option(key_vault: Setup, args: list[str]) -> None:
+    """Names, notes and policies are shown in the clear: a token there would leak."""
+    result = cli(args, input=token(3, "P"), env=key_vault.env())
+    assert result.exit_code == 2
+    assert SECRET not in result.output
+    assert "looks like an API token" in result.stderr
+    assert key_vault.open().list() == []
+
+
 def test_add_rejects_empty_input_and_bad_expiry(key_vault: Setup) -> None:
     assert cli(["vault", "add", "x"], input="", env=key_vault.env()).exit_code == 2
     bad = cli(["vault", "add", "x", "--expires", "soon"], input=SECRET, env=key_vault.env())
@@ -173,6 +191,7 @@ def _all_commands(vault_env: Path) -> list[tuple[list[str], str | None, dict[str
         (["vault", "add", "leak.1", "--policy", "leak", "--notes", "n"], SECRET, pp, 0),
         (["vault", "add", "leak.1"], SECRET, kf, 2),  # duplicate: error path
         (["vault", "add", "other", SECRET], None, kf, 2),  # secret in argv: refused
+        (["vault", "add", SECRET], token(8, "N"), kf, 2),  # pasted as the NAME: refused
         (
             ["vault", "add", "leak.1", "--replace", "--policy", "leak", "--expires", "7d"],
             SECRET + "\n",

@@ -8,6 +8,7 @@ except ``show --reveal``. Summaries go to stderr, data (tables, JSON) to stdout.
 from __future__ import annotations
 
 import getpass
+import hmac
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from tokenguard.errors import (
     VaultFormatError,
     VaultUnlockError,
 )
-from tokenguard.secrets import Secret, looks_like_token
+from tokenguard.secrets import Secret, looks_like_token, redact
 from tokenguard.vault import TokenRecord, TokenStatus, Vault, check_backups
 from tokenguard.vault.unlock import (
     ENV_KEY_FILE,
@@ -64,7 +65,7 @@ def _prompt_new_passphrase() -> Secret:
     if not first:
         raise UsageError("the passphrase is empty")
     second = getpass.getpass("Repeat the passphrase: ", stream=sys.stderr)
-    if first != second:
+    if not hmac.compare_digest(first.encode(), second.encode()):
         raise UsageError("the passphrases do not match")
     return Secret(first)
 
@@ -233,10 +234,13 @@ def add_cmd(
     replace: bool,
 ) -> None:
     """Add a token; the secret is read from stdin or a hidden prompt, never from argv."""
-    if extra:
-        # Never echo the extra arguments: they are most likely the token itself.
+    # A token pasted as NAME or into an option would be stored and printed in the clear
+    # (names, notes and policies are not secret); refuse it, and never echo the arguments.
+    token_shaped = any(redact(v) != v for v in (name, notes, policy or "", issuer_id or ""))
+    if extra or token_shaped:
         raise UsageError(
-            "`vault add` takes only a NAME; tokens are never taken from the command line",
+            "`vault add` takes only a NAME; tokens are never taken from the command line"
+            + (" (an argument looks like an API token)" if token_shaped else ""),
             hint="Pipe the token on stdin or type it at the prompt (and clear your shell history)",
         )
     expires_at = _parse_expires(expires)
