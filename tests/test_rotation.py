@@ -422,3 +422,27 @@ def test_api_lost_mid_run_stops_with_exit_4_and_the_next_run_finishes(
     assert [r.outcome for r in report.results] == [Outcome.ROTATED] * 3
     assert world.by_status("a", TokenStatus.ACTIVE)[0].name == pending.name
     assert_settled(world, ["a", "b", "c"])
+
+
+def test_a_pending_replacement_of_an_older_policy_is_revoked_not_promoted(world: World) -> None:
+    from tokenguard.policy import issue_token
+
+    # A run crashed after issuing svc.2 (pending); then the policy changed.
+    (policy,) = world.policies()
+    stale = issue_token(policy, world.issuer, world.vault, now=T0 + DAY, status=TokenStatus.PENDING)
+    (changed,) = world.write_policies(policy_text(["svc"], expires_after="31d"))
+
+    report = _rotate(world, Clock(T0 + DAY))
+    outcomes = {r.name: (r.outcome, [x.value for x in r.reasons]) for r in report.results}
+    assert outcomes == {
+        "svc.1": (Outcome.ROTATED, ["policy-changed"]),
+        "svc.2": (Outcome.REVOKED, ["policy-changed"]),
+    }
+    assert report.exit_code is ExitCode.OK
+    failed = world.vault.get("svc.2")
+    assert failed.status is TokenStatus.FAILED and failed.meta["platform_revoked"] is True
+    assert world.status_with(stale.secret) == 401
+    (active,) = world.by_status("svc", TokenStatus.ACTIVE)
+    assert active.name == "svc.3" and active.policy_digest == changed.digest
+    assert [r.name for r in world.by_status("svc", TokenStatus.RETIRING)] == ["svc.1"]
+    assert_settled(world, ["svc"])

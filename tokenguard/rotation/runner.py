@@ -60,6 +60,7 @@ class _Kind(StrEnum):
     RESUME = "resume"
     REVOKE = "revoke"
     CLEANUP = "cleanup"
+    ABANDON = "abandon"  # a pending replacement issued for an older version of its policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,11 +215,16 @@ class _Run:
                     )
                 continue
             if pending:
-                # A crashed run left a replacement: finish it before judging anything else.
-                work.append(
-                    _Work(_Kind.RESUME, current or pending[-1], policy, pending=pending[-1])
-                )
-                continue
+                latest = pending[-1]
+                if latest.policy_digest and latest.policy_digest != policy.digest:
+                    # The policy changed since a crashed run issued this replacement: promoting
+                    # it would hand programs a token with the old scope or lifetime. Revoke
+                    # it; the active token is judged below (it is due: its policy changed).
+                    work.append(_Work(_Kind.ABANDON, latest, None, (DueReason.POLICY_CHANGED,)))
+                else:
+                    # A crashed run left a replacement: finish it before judging anything else.
+                    work.append(_Work(_Kind.RESUME, current or latest, policy, pending=latest))
+                    continue
             if current is None:
                 continue  # never applied: `tokenguard policy apply` creates the first token
             reasons = due_reasons(current, policy, now=now, expiring_within=self.expiring_within)
@@ -256,12 +262,13 @@ class _Run:
             )
 
     def _base_row(self, item: _Work) -> RotationResult:
-        if item.kind is _Kind.CLEANUP:
+        if item.kind in (_Kind.CLEANUP, _Kind.ABANDON):
             return RotationResult(
                 name=item.record.name,
                 policy=item.record.policy,
                 outcome=Outcome.ERROR,
                 step=Step.ISSUE,
+                reasons=item.reasons,
                 new_fingerprint=item.record.fingerprint,
                 new_name=item.record.name,
             )
@@ -330,7 +337,7 @@ class _Run:
         for index, item in enumerate(work):
             if item.kind is _Kind.REVOKE:
                 old.append((index, item.record, Outcome.REVOKED, Step.REVOKE))
-            elif item.kind is _Kind.CLEANUP:
+            elif item.kind in (_Kind.CLEANUP, _Kind.ABANDON):
                 old.append((index, item.record, Outcome.REVOKED, Step.ISSUE))
         self._revoke_old(old)
         for _ in old:
@@ -447,6 +454,7 @@ class _Run:
                 _Kind.RESUME: Outcome.WOULD_RESUME,
                 _Kind.REVOKE: Outcome.WOULD_REVOKE,
                 _Kind.CLEANUP: Outcome.WOULD_REVOKE,
+                _Kind.ABANDON: Outcome.WOULD_REVOKE,
             }
             self.item_rows = [
                 replace(row, outcome=would[item.kind])

@@ -283,8 +283,10 @@ def revoke_on_platform(ctx: StepContext, record: TokenRecord) -> None:
 def mark_revoked(ctx: StepContext, records: Sequence[TokenRecord]) -> None:
     """Step 4b, one vault write for a batch revoked on the platform.
 
-    Retiring tokens become ``revoked``; failed replacements get ``platform_revoked``. A
-    crash before this write only means the next run revokes them again (404 is fine).
+    Retiring tokens become ``revoked``; failed replacements get ``platform_revoked``;
+    pending replacements (abandoned: their policy changed since they were issued) become
+    ``failed``. A crash before this write only means the next run revokes them again
+    (404 is fine).
     """
     if not records:
         return
@@ -299,6 +301,14 @@ def mark_revoked(ctx: StepContext, records: Sequence[TokenRecord]) -> None:
                 stored[record.name] = current.evolve(
                     meta={**current.meta, "platform_revoked": True}
                 )
+            elif current.status is TokenStatus.PENDING:
+                meta = {
+                    **current.meta,
+                    "failure": "its policy changed before it was promoted",
+                    "failed_at": now,
+                    "platform_revoked": True,
+                }
+                stored[record.name] = current.evolve(status=TokenStatus.FAILED, meta=meta)
             elif current.status is TokenStatus.RETIRING:
                 stored[record.name] = current.evolve(
                     status=TokenStatus.REVOKED, meta={**current.meta, "revoked_at": now}
