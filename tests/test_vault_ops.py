@@ -499,3 +499,32 @@ def test_active_for_policy(key_vault: Setup) -> None:
     active = vault.active_for("p")
     assert active is not None and active.name == "p.2"
     assert vault.active_for("q") is None
+
+
+def test_new_key_file_is_durable_or_absent(
+    vault_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key file and its directory entry are fsynced; a failed write leaves no key file."""
+    from tokenguard.vault import unlock as unlock_mod
+
+    synced: list[bool] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(
+        unlock_mod.os,
+        "fsync",
+        lambda fd: (synced.append(stat.S_ISDIR(os.fstat(fd).st_mode)), real_fsync(fd))[1],
+    )
+    key = vault_env / "keys" / "k"
+    assert create_key_file(key)
+    assert synced == [False, True]
+    assert _mode(key.parent) == 0o700
+
+    def fail(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(unlock_mod.os, "fsync", fail)
+    other = vault_env / "keys" / "k2"
+    with pytest.raises(VaultError, match="cannot write key file"):
+        Vault.init(vault_env / "v" / "vault.tgv", key_file=other)
+    assert not other.exists()
+    assert not (vault_env / "v" / "vault.tgv").exists()

@@ -185,8 +185,8 @@ def read_passphrase_file(path: Path) -> Secret:
 
 def create_key_file(path: Path) -> bool:
     """Create a new random 32-byte key file (0600) unless one exists; True if created."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(
             path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )
@@ -196,10 +196,23 @@ def create_key_file(path: Path) -> bool:
     except OSError as exc:
         raise VaultError(f"cannot create key file {path}: {exc.strerror}") from None
     try:
-        os.write(fd, secrets.token_bytes(kdf.KEY_LEN))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            os.write(fd, secrets.token_bytes(kdf.KEY_LEN))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        # The vault written next is fsynced with its directory; the key file's name must be
+        # as durable, or a power loss could keep the vault and lose the only key to it.
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        path.unlink(missing_ok=True)  # a short key file must not be mistaken for a key later
+        raise VaultError(
+            f"cannot write key file {path}: {exc.strerror}", hint="No vault was changed"
+        ) from None
     return True
 
 
