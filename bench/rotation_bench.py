@@ -71,6 +71,12 @@ class TimedVault:
         self.seconds += time.perf_counter() - start
         self.writes += 1
 
+    def put(self, record: TokenRecord) -> None:
+        def store(records: dict[str, TokenRecord]) -> None:
+            records[record.name] = record
+
+        self.update(store)
+
 
 def _stats(api: ApifyApi) -> Counter[tuple[str, str]]:
     out: Counter[tuple[str, str]] = Counter()

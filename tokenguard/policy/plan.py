@@ -70,7 +70,7 @@ class PolicyVault(Protocol):
 def store_records(vault: PolicyVault, *records: TokenRecord) -> None:
     """Write ``records`` to the vault, in one atomic write when the vault offers one."""
     update: Callable[..., Any] | None = getattr(vault, "update", None)
-    if update is not None and len(records) > 1:
+    if update is not None:
 
         def change(current: Any) -> Any:
             for record in records:
