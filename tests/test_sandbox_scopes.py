@@ -457,3 +457,30 @@ def test_d18_route_order(sandbox: SandboxHandle, admin: Api) -> None:
     assert r.json()["error"]["message"].endswith(
         f"write on dataset {_id(admin, 'datasets', 'products')}"
     )
+
+
+def test_d14_deleting_an_actor_or_task_deletes_its_webhooks(
+    sandbox: SandboxHandle, admin: Api
+) -> None:
+    task = admin("POST", "/actor-tasks", json={"actId": "demo~pdf-export", "name": "short-lived"})
+    actor = admin("POST", "/acts", json={"name": "short-lived-actor"})
+    hooks = []
+    for condition in (
+        {"actorTaskId": task.json()["data"]["id"]},
+        {"actorId": actor.json()["data"]["id"]},
+    ):
+        body = {
+            "eventTypes": ["ACTOR.RUN.FAILED"],
+            "condition": condition,
+            "requestUrl": "https://hooks.example.com/x",
+        }
+        r = admin("POST", "/webhooks", json=body)
+        assert r.status_code == 201
+        hooks.append(r.json()["data"]["id"])
+    seeded = {h["id"] for h in admin("GET", "/webhooks").json()["data"]["items"]} - set(hooks)
+    assert admin("DELETE", "/actor-tasks/demo~short-lived").status_code == 204
+    assert admin("DELETE", "/acts/demo~short-lived-actor").status_code == 204
+    for hook in hooks:
+        r = admin("GET", f"/webhooks/{hook}")
+        assert r.status_code == 404 and error_type(r) == "record-not-found"
+    assert {h["id"] for h in admin("GET", "/webhooks").json()["data"]["items"]} == seeded

@@ -312,14 +312,14 @@ def authorize_webhook(state: SandboxState, token: TokenRow, condition: Mapping[s
     """D14: managing a webhook needs run on its Actor, or read on its task + run on its Actor.
 
     The route reported is the one for the condition's target (the Actor or the task).
-    Raises :class:`LookupError` when the condition names a resource that does not exist.
+    Raises :class:`LookupError` naming the condition's resource when it does not exist.
     """
     actor_id = condition.get("actorId")
     task_id = condition.get("actorTaskId")
     if task_id:
         task = state.get(Kind.TASK, str(task_id))
         if task is None:
-            raise LookupError(f"task {task_id} does not exist")
+            raise LookupError(f"Actor task {str(task_id)!r} of the webhook's condition")
         route = authorize(state, token, READ, task)
         actor = state.get(Kind.ACTOR, str(task.fields.get("actId", "")))
         if actor is not None:
@@ -328,7 +328,7 @@ def authorize_webhook(state: SandboxState, token: TokenRow, condition: Mapping[s
     if actor_id:
         actor = state.get(Kind.ACTOR, str(actor_id))
         if actor is None:
-            raise LookupError(f"actor {actor_id} does not exist")
+            raise LookupError(f"Actor {str(actor_id)!r} of the webhook's condition")
         return authorize(state, token, RUN, actor)
     # A webhook with no Actor or task condition can only be managed by an unscoped token.
     return require_unscoped(token, "a webhook without an Actor or task condition")

@@ -306,9 +306,18 @@ def actor_update(call: Call) -> Reply:
     return data(objects.actor(call.state, actor))
 
 
+def _remove_with_webhooks(call: Call, resource: Resource) -> None:
+    """Delete an Actor or a task together with the webhooks whose condition names it."""
+    key = "actorId" if resource.kind is Kind.ACTOR else "actorTaskId"
+    for webhook in call.state.all(Kind.WEBHOOK):
+        if webhook.fields.get("condition", {}).get(key) == resource.id:
+            call.state.remove(webhook)
+    call.state.remove(resource)
+
+
 def actor_delete(call: Call) -> Reply:
-    """DELETE /v2/acts/{actorId} (D5: unscoped only)."""
-    call.state.remove(_target(call))
+    """DELETE /v2/acts/{actorId} (D5: unscoped only); its webhooks go with it."""
+    _remove_with_webhooks(call, _target(call))
     return no_content()
 
 
@@ -474,8 +483,8 @@ def task_update(call: Call) -> Reply:
 
 
 def task_delete(call: Call) -> Reply:
-    """DELETE /v2/actor-tasks/{taskId} (D7: write)."""
-    call.state.remove(_target(call))
+    """DELETE /v2/actor-tasks/{taskId} (D7: write); its webhooks go with it."""
+    _remove_with_webhooks(call, _target(call))
     return no_content()
 
 
