@@ -13,6 +13,9 @@
 - ``revoke``: a platform token named ``tokenguard/<policy>/<n>`` that the vault does not
   hold (an apply or rotation died between "created" and "stored"; nobody has its secret) is
   always revoked; tokens of policies that no longer exist are revoked only with ``prune``.
+  Apply runs under the rotation lock, which a rotation holds from its own orphan sweep to
+  its last write, so a replacement a running rotation has issued but not stored yet is
+  never taken for one.
 - ``orphan``: a token of a removed policy, reported and kept (apply with ``prune`` revokes it).
 
 Every issued secret is written to the vault immediately, before the next API call.
