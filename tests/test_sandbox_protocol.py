@@ -185,11 +185,24 @@ def test_account_limit_is_shared_by_every_token_of_the_account() -> None:
 def test_default_account_limit_is_250000_per_minute() -> None:
     now = [0.0]
     limiter = RateLimiter(clock=lambda: now[0])
-    assert limiter.account_limit == DEFAULT_ACCOUNT_PER_MINUTE == 250_000
+    assert limiter.account_limit == str(DEFAULT_ACCOUNT_PER_MINUTE) == "250000"
     assert sum(limiter.take_account() for _ in range(250_000)) == 250_000
     assert not limiter.take_account()
     now[0] = 60.0  # a minute later the whole budget is back, and no more than that
     assert sum(limiter.take_account() for _ in range(250_001)) == 250_000
+
+
+def test_a_limit_under_one_per_second_still_lets_requests_through() -> None:
+    now = [0.0]
+    limiter = RateLimiter(0.5, clock=lambda: now[0])
+    assert limiter.account_limit == "0.5"
+    assert limiter.take_account() and not limiter.take_account()
+    now[0] = 1.0
+    assert not limiter.take_account()
+    now[0] = 2.0
+    assert limiter.take_account()
+    with pytest.raises(ValueError):
+        RateLimiter(0)
 
 
 def test_default_account_limit_answers_429_with_its_limit(sandbox: SandboxHandle) -> None:

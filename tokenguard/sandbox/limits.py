@@ -38,6 +38,9 @@ class TokenBucket:
 class RateLimiter:
     """The account bucket plus one bucket per (resource, limit) pair.
 
+    ``account_limit`` is the account limit as the ``X-RateLimit-Limit`` header reports it
+    (requests per minute by default, per second when ``account_per_second`` is given).
+
     ``clock`` (seconds, monotonic) is injectable so tests can freeze refills instead of
     racing real time.
     """
@@ -53,12 +56,14 @@ class RateLimiter:
         if account_per_second is None:
             rate = DEFAULT_ACCOUNT_PER_MINUTE / 60
             self.account = TokenBucket.full(rate, now, DEFAULT_ACCOUNT_PER_MINUTE)
-            self.account_limit = DEFAULT_ACCOUNT_PER_MINUTE
+            self.account_limit = str(DEFAULT_ACCOUNT_PER_MINUTE)
         else:
-            if account_per_second <= 0:
+            if not account_per_second > 0:
                 raise ValueError("the rate limit must be positive")
-            self.account = TokenBucket.full(account_per_second, now)
-            self.account_limit = int(account_per_second)
+            # Room for at least one request, or a limit under 1/s would refuse everything.
+            capacity = max(1.0, account_per_second)
+            self.account = TokenBucket.full(account_per_second, now, capacity)
+            self.account_limit = f"{account_per_second:g}"
         self._resources: dict[tuple[str, int], TokenBucket] = {}
 
     def take_account(self) -> bool:

@@ -171,7 +171,7 @@ class SandboxApp:
                     f"Injected fault: HTTP {fault.status}",
                 )
                 if fault.status == 429:
-                    error.headers["X-RateLimit-Limit"] = str(self.limiter.account_limit)
+                    error.headers["X-RateLimit-Limit"] = self.limiter.account_limit
                 return self._finish(request.method, label, self._error(error))
 
         try:
@@ -210,7 +210,7 @@ class SandboxApp:
                 429,
                 "rate-limit-exceeded",
                 "Rate limit exceeded for the account",
-                {"X-RateLimit-Limit": str(self.limiter.account_limit)},
+                {"X-RateLimit-Limit": self.limiter.account_limit},
             )
         if route is None:
             if known:
