@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+import traceback
 from datetime import timedelta, timezone
 from pathlib import Path
 
@@ -19,9 +21,9 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from vault_helpers import vault_env_fixture  # noqa: F401
+from vault_helpers import vault_env_fixture, write_sealed_payload  # noqa: F401
 
-from tokenguard.errors import RecordNotFoundError
+from tokenguard.errors import RecordNotFoundError, VaultFormatError
 from tokenguard.permissions import (
     AccountGroup,
     Permission,
@@ -216,3 +218,88 @@ TestVaultMachine.settings = settings(
     stateful_step_count=25,
     deadline=None,
 )
+
+
+_LEAK = "apify_api_" + "Z" * 36
+_GOOD = {
+    "name": "n",
+    "secret": _LEAK,
+    "status": "active",
+    "policy": None,
+    "scope": None,
+    "created_at": None,
+    "expires_at": None,
+    "rotated_at": None,
+    "retire_at": None,
+    "issuer_id": None,
+    "policy_digest": None,
+    "compromised": False,
+    "notes": "",
+    "meta": {},
+}
+_junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.just(_LEAK),
+    st.just("2026-13-45T99:00" + _LEAK),
+    st.lists(st.just(_LEAK), max_size=2),
+    st.dictionaries(st.sampled_from(["actors", "x", "type", "id"]), st.just([_LEAK]), max_size=2),
+)
+_bad_lines = st.one_of(
+    st.binary(max_size=60).map(lambda b: b + _LEAK.encode()),
+    st.fixed_dictionaries({}, optional=dict.fromkeys(_GOOD, _junk)).map(
+        lambda changes: json.dumps({**_GOOD, **changes}).encode()
+    ),
+    st.sampled_from(sorted(_GOOD)).map(
+        lambda k: json.dumps({f: v for f, v in _GOOD.items() if f != k}).encode()
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def sealed_vault(tmp_path_factory: pytest.TempPathFactory) -> Vault:
+    root = tmp_path_factory.mktemp("sealed")
+    return Vault.init(root / "v" / "vault.tgv", key_file=root / "key")
+
+
+@settings(max_examples=min(settings().max_examples, 60))
+@given(lines=st.lists(_bad_lines, min_size=1, max_size=3), count_off=st.integers(0, 1))
+def test_authenticated_but_malformed_payload(
+    sealed_vault: Vault, lines: list[bytes], count_off: int
+) -> None:
+    """A payload that passes the AEAD but breaks the schema: VaultFormatError, never
+    another exception, and no payload content in the message or the chained traceback."""
+    head = json.dumps({"schema": 1, "count": len(lines) + count_off}).encode()
+    write_sealed_payload(sealed_vault, b"\n".join([head, *lines]))
+    try:
+        opened = Vault.open(sealed_vault.path, unlocker=Unlocker(key_file=_key(sealed_vault)))
+    except VaultFormatError as exc:
+        rendered = "".join(traceback.format_exception(exc))
+        assert _LEAK not in rendered
+        assert "Z" * 36 not in rendered
+    else:  # only a payload that really is valid may open
+        assert count_off == 0
+        for rec in opened.list():
+            codec.encode_record(rec)  # and it can be written back
+
+
+def test_decode_errors_hide_their_cause(sealed_vault: Vault) -> None:
+    bad_date = json.dumps({**_GOOD, "expires_at": "not a date " + _LEAK}).encode()
+    write_sealed_payload(sealed_vault, b'{"schema":1,"count":1}\n' + bad_date)
+    with pytest.raises(VaultFormatError) as info:
+        Vault.open(sealed_vault.path, unlocker=Unlocker(key_file=_key(sealed_vault)))
+    assert info.value.__suppress_context__
+    assert _LEAK not in "".join(traceback.format_exception(info.value))
+    # The decoder itself, not only Vault.open (which re-raises with a backup hint).
+    for decode in (codec.decode_record, codec.decode_payload):
+        line = bad_date if decode is codec.decode_record else b"[" * 100_000
+        with pytest.raises(VaultFormatError) as info:
+            decode(line)  # type: ignore[operator]
+        assert info.value.__suppress_context__
+        assert _LEAK not in "".join(traceback.format_exception(info.value))
+
+
+def _key(vault: Vault) -> Path:
+    return vault.path.parent.parent / "key"

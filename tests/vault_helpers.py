@@ -104,3 +104,25 @@ def cli(
 ) -> Result:
     """Run ``tokenguard`` in-process; stdout and stderr are captured separately."""
     return CliRunner().invoke(main, args, input=input, env=dict(env or {}), catch_exceptions=False)
+
+
+def write_sealed_payload(vault: Vault, payload: bytes) -> None:
+    """Replace ``vault``'s file with ``payload`` sealed under its real data key.
+
+    For testing the payload decoder: the result passes authentication, so whatever the
+    payload holds reaches the strict decoder (what only a key holder could produce).
+    """
+    from dataclasses import replace
+
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    from tokenguard.vault import format as fmt
+
+    header = replace(vault._header, nonce=os.urandom(fmt.NONCE_LEN))  # type: ignore[type-var]
+    aad = fmt.encode_aad(header)
+    sealed = ChaCha20Poly1305(vault._data_key).encrypt(header.nonce, payload, aad)
+    tmp = vault.path.with_name("forged")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(fmt.encode_with_aad(aad, sealed))
+    os.replace(tmp, vault.path)
