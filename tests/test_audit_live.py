@@ -180,3 +180,15 @@ def test_audit_stops_sending_once_a_write_probe_succeeds(
     # Requests already in flight when the write came back may finish; none starts after.
     assert len(seen) <= first_put + config.concurrency
     assert seen.count("PUT") <= config.concurrency
+
+
+def test_probes_without_a_verdict_are_reported(sandbox: SandboxHandle, admin: ApifyApi) -> None:
+    inventory = build_inventory(admin, held=_held(sandbox)[:1])
+    report = analyze(inventory)
+    # One probe meets more 503s than its retries: it gives up without a verdict.
+    admin.request("POST", "/_sandbox/faults", json={"status": 503, "count": 3})
+    config = LiveConfig(sandbox.url, max_rps=1000, concurrency=1, max_retries=2, sleep=_no_sleep)
+    live = asyncio.run(live_verify(report, inventory, config))
+    assert live.live is not None
+    assert len(live.probes) == live.live.probes - 1
+    assert any("1 probes gave no verdict (HTTP 503: 1)" in n for n in live.notes), live.notes

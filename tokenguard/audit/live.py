@@ -334,11 +334,14 @@ async def live_verify(
     out: list[ProbeResult] = []
     findings: list[Finding] = []
     mismatches = 0
+    unverified: dict[int, int] = {}  # status -> probes that gave no verdict (401 aside)
     for probe, status in sorted(
         results, key=lambda ps: (ps[0].token.entry.key, ps[0].resource_key, ps[0].permission.value)
     ):
         allowed = _allowed(status)
         if allowed is None:
+            if status != 401:
+                unverified[status] = unverified.get(status, 0) + 1
             continue
         result = ProbeResult(
             token=probe.token.entry.key,
@@ -405,6 +408,14 @@ async def live_verify(
             for key, n in sorted(unknown.items())
         ),
     )
+    if unverified:
+        # Not silently dropped: an unverified claim is not a verified one.
+        statuses = ", ".join(f"HTTP {code}: {n}" for code, n in sorted(unverified.items()))
+        notes = (
+            *notes,
+            f"live: {sum(unverified.values())} probes gave no verdict ({statuses}); "
+            "their static claims are unverified (re-run, or lower --max-rps after 429s)",
+        )
     if held:
         notes = (
             *notes,
