@@ -12,6 +12,7 @@ import httpx
 from click.testing import CliRunner
 
 from tokenguard.cli.main import main
+from tokenguard.secrets import TOKEN_PATTERN
 
 
 def _serve(*args: str) -> subprocess.Popen[str]:
@@ -55,15 +56,72 @@ def test_serve_json_then_sigterm() -> None:
             proc.wait()
 
 
+def _admin_preview(url: str, admin_token: str) -> str:
+    r = httpx.get(url + "/v2/users/me/tokens", headers={"Authorization": f"Bearer {admin_token}"})
+    (admin,) = [t for t in r.json()["data"]["items"] if t["name"] == "sandbox-admin"]
+    return str(admin["tokenPreview"])
+
+
+def test_serve_prints_no_token_but_its_own_admin_token() -> None:
+    # The demo seed holds ten tokens: only the sandbox's admin token may be printed.
+    proc = _serve("--port", "0", "--json", "--seed", "demo")
+    try:
+        assert proc.stdout is not None
+        ready = json.loads(proc.stdout.readline())
+        assert TOKEN_PATTERN.fullmatch(ready["admin_token"])
+        assert ready["admin_token"].endswith(_admin_preview(ready["url"], ready["admin_token"]))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        assert TOKEN_PATTERN.findall(out + err) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_serve_words_then_sigint() -> None:
-    proc = _serve("--port", "0", "--seed", "bench:3")
+    proc = _serve("--port", "0", "--seed", "demo")
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert "serving http://127.0.0.1:" in first
-        lines = [proc.stdout.readline() for _ in range(6)]
-        assert any("Authorization: Bearer $APIFY_TOKEN" in line for line in lines)
+        lines = []
+        while not (line := proc.stdout.readline()).startswith("Press Ctrl+C"):
+            assert line, "the text mode ended before saying how to stop it"
+            lines.append(line)
+        text = "".join(lines)
+        url = first.split("serving ", 1)[1].split()[0]
+        tokens = set(TOKEN_PATTERN.findall(text))
+        assert len(tokens) == 1  # the admin token, and no other of the seeded ones
+        (admin,) = tokens
+        assert admin.endswith(_admin_preview(url, admin))
+        # It says how to use it: environment for tokenguard, curl, apify-client.
+        for expected in (
+            f"export APIFY_API_BASE_URL={url}",
+            f"export APIFY_TOKEN={admin}",
+            "Authorization: Bearer $APIFY_TOKEN",
+            f'api_url="{url}"',
+        ):
+            assert expected in text, expected
         proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0
+        assert "sandbox stopped" in err and "Traceback" not in err
+        assert TOKEN_PATTERN.findall(out + err) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_warns_when_reachable_from_other_machines() -> None:
+    proc = _serve("--host", "0.0.0.0", "--port", "0", "--json", "--seed", "empty")
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        ready = json.loads(proc.stdout.readline())
+        assert ready["url"].startswith("http://0.0.0.0:")
+        assert "not only on this machine" in proc.stderr.readline()
+        proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
         assert proc.returncode == 0
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import signal
 import sys
@@ -75,6 +76,13 @@ def serve(host: str, port: int, seed: str, rate_limit: float | None, as_json: bo
     asyncio.run(_serve(server, as_json=as_json))
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 async def _serve(server: SandboxServer, *, as_json: bool) -> None:
     try:
         url = await server.start()
@@ -100,7 +108,15 @@ async def _serve(server: SandboxServer, *, as_json: bool) -> None:
         click.echo(f"  export APIFY_API_BASE_URL={url}")
         click.echo(f"  export APIFY_TOKEN={admin}")
         click.echo(f'  curl -H "Authorization: Bearer $APIFY_TOKEN" {url}/v2/users/me')
+        click.echo(f'  python: ApifyClient(os.environ["APIFY_TOKEN"], api_url="{url}")')
+        click.echo("Resources are addressed by ID or username~name; test controls: /v2/_sandbox/*.")
         click.echo("Press Ctrl+C to stop.")
+    if not _loopback(server.host):
+        click.echo(
+            f"warning: the sandbox listens on {server.host}, not only on this machine; "
+            "anyone who can reach it and sees the admin token controls it (plain HTTP).",
+            err=True,
+        )
     sys.stdout.flush()
     try:
         await stop.wait()
