@@ -93,7 +93,7 @@ def test_tasks_schedules_webhooks_and_queues(sandbox: SandboxHandle) -> None:
     assert c.webhook(hook.id).get().event_types == ["ACTOR.RUN.FAILED"]
     queue = c.request_queues().get_or_create(name="new-queue")
     assert c.request_queue(queue.id).get().name == "new-queue"
-    assert c.dataset("demo/nope") is not None and c.dataset("demo~nope").get() is None
+    assert c.dataset("demo/nope").get() is None and c.dataset("demo~nope").get() is None
 
 
 def test_server_errors_surface_as_api_errors(sandbox: SandboxHandle) -> None:
