@@ -306,3 +306,33 @@ def test_faults_apply_in_order_to_the_next_requests(admin: httpx.Client) -> None
     admin.post("/_sandbox/faults", json={"status": 429, "count": 2})
     statuses = [admin.get("/actor-tasks").status_code for _ in range(4)]
     assert statuses == [502, 429, 429, 200]
+
+
+# -- independence from the scope model ----------------------------------------------------------
+
+
+def test_sandbox_never_imports_the_scope_model() -> None:
+    # The sandbox's grant check and permissions.py are independent readings of the docs,
+    # compared by the property test: the sandbox must not borrow from the model.
+    import ast
+    from pathlib import Path
+
+    import tokenguard.sandbox
+
+    package = Path(tokenguard.sandbox.__file__).parent
+    allowed = {"tokenguard.sandbox", "tokenguard.secrets", "tokenguard.errors"}
+    offending = []
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                if name.startswith("tokenguard") and not any(
+                    name == ok or name.startswith(ok + ".") for ok in allowed
+                ):
+                    offending.append(f"{path.name}: {name}")
+    assert not offending, offending
+    assert len(list(package.glob("*.py"))) >= 10  # the walk did see the modules
