@@ -105,6 +105,13 @@ def _check(call: Call, perm: str, resource: Resource) -> str:
         raise forbidden(str(exc)) from None
 
 
+def _check_create(call: Call, group: str) -> str:
+    try:
+        return authorize_create(_token(call), group)
+    except Denied as exc:
+        raise forbidden(str(exc)) from None
+
+
 def _paginate(call: Call, items: list[Any]) -> Reply:
     offset = call.int_param("offset", 0)
     limit = call.int_param("limit", MAX_LIST_LIMIT, maximum=MAX_LIST_LIMIT)
@@ -446,10 +453,7 @@ def task_create(call: Call) -> Reply:
     token = _token(call)
     # The create permission first, then the reference: a token that may not create tasks
     # learns nothing about which Actor IDs exist (403 before 404).
-    try:
-        route = authorize_create(token, "tasks")
-    except Denied as exc:
-        raise forbidden(str(exc)) from None
+    route = _check_create(call, "tasks")
     actor = _resolve(call, Kind.ACTOR, actor_ref)
     _check(call, RUN, actor)
     _free_name(call, Kind.TASK, name)
@@ -587,10 +591,7 @@ def storage_create(call: Call) -> Reply:
             existing = call.state.resources[kind][existing_id]
             call.grant = _check(call, READ, existing)
             return data(objects.storage(call.state, existing, call.base_url), 200)
-    try:
-        call.grant = authorize_create(token, "storages")
-    except Denied as exc:
-        raise forbidden(str(exc)) from None
+    call.grant = _check_create(call, "storages")
     storage = call.state.new_storage(kind, name, created_by=token.id)
     return data(objects.storage(call.state, storage, call.base_url), 201)
 
@@ -793,10 +794,7 @@ def schedule_create(call: Call) -> Reply:
     body = call.json_object()
     name = _name(body.get("name"), "Schedule", required=True)
     token = _token(call)
-    try:
-        route = authorize_create(token, "schedules")
-    except Denied as exc:
-        raise forbidden(str(exc)) from None
+    route = _check_create(call, "schedules")
     actions = _schedule_actions(call, body.get("actions", []))
     _free_name(call, Kind.SCHEDULE, name)
     fields: dict[str, Any] = {"cronExpression": "@daily", "timezone": "UTC", "actions": actions}
