@@ -528,3 +528,23 @@ def test_new_key_file_is_durable_or_absent(
         Vault.init(vault_env / "v" / "vault.tgv", key_file=other)
     assert not other.exists()
     assert not (vault_env / "v" / "vault.tgv").exists()
+
+
+def test_slot_limit_is_enforced_when_writing(key_vault: Setup) -> None:
+    """A 17th slot used to be written, and the parser then refused the whole vault."""
+    from tokenguard.vault import format as fmt
+
+    vault = key_vault.open()
+    for i in range(fmt.MAX_SLOTS - 1):
+        vault.add_key_file_slot(key_vault.dir.parent / f"k{i}")
+    before = key_vault.path.read_bytes()
+    with pytest.raises(UsageError, match=f"at most {fmt.MAX_SLOTS} key slots"):
+        vault.add_key_file_slot(key_vault.dir.parent / "one-too-many")
+    assert key_vault.path.read_bytes() == before
+    assert len(key_vault.open().slots()) == fmt.MAX_SLOTS
+    # And the last line of defence: no header the parser would refuse is ever written.
+    header = fmt.Header(
+        vault_id=vault.vault_id, generation=1, nonce=bytes(12), slots=vault._header.slots * 2
+    )
+    with pytest.raises(VaultError, match="could not read back"):
+        fmt.encode_aad(header)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from tokenguard.errors import VaultFormatError
+from tokenguard.errors import VaultError, VaultFormatError
 from tokenguard.vault import kdf
 
 MAGIC = b"TGVAULT\x00"
@@ -177,9 +177,16 @@ def file_buffer(aad: bytes, payload_len: int) -> tuple[bytearray, int]:
 def encode_aad(header: Header) -> bytes:
     """Magic, version, length and header: the payload's associated data."""
     body = canonical_json(header.to_json())
-    if len(body) > MAX_HEADER_LEN:
-        raise VaultFormatError("vault header too large (too many key slots?)")
-    return _PREFIX.pack(MAGIC, header.version, len(body)) + body
+    aad = _PREFIX.pack(MAGIC, header.version, min(len(body), 2**32 - 1)) + body
+    # The writer must never produce a file its own parser refuses: it could not be opened.
+    try:
+        parse_header(aad + hashlib.sha256(aad).digest())
+    except VaultFormatError as exc:
+        raise VaultError(
+            f"refusing to write a vault header this version could not read back ({exc.message})",
+            hint="Remove key slots you no longer use",
+        ) from None
+    return aad
 
 
 def corrupt(what: str) -> VaultFormatError:

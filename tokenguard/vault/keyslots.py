@@ -61,7 +61,7 @@ def passphrase_slot(
 ) -> KeySlot:
     """A new passphrase slot (Argon2id)."""
     if not passphrase:
-        raise VaultUnlockError("the passphrase is empty")
+        raise VaultUnlockError("the passphrase is empty", hint="Choose a non-empty passphrase")
     params = params or kdf.default_argon2_params()
     problem = kdf.check_argon2_params(params)
     if problem:

@@ -127,7 +127,9 @@ def _hidden_prompt(text: str) -> str:
 def check_private(path: Path, st: os.stat_result, what: str) -> None:
     """Refuse a secret-bearing file that group or others can access, ssh-style."""
     if not stat.S_ISREG(st.st_mode):
-        raise VaultPermissionError(f"{what} {path} is not a regular file")
+        raise VaultPermissionError(
+            f"{what} {path} is not a regular file", hint=f"Point it at the real {what}"
+        )
     if st.st_uid != os.geteuid():
         raise VaultPermissionError(
             f"{what} {path} is owned by uid {st.st_uid}, not by you (uid {os.geteuid()})",
@@ -148,7 +150,10 @@ def _read_private(path: Path, what: str, limit: int) -> bytes:
     except FileNotFoundError:
         raise VaultUnlockError(f"{what} {path} does not exist", hint=UNLOCK_OPTIONS_HINT) from None
     except OSError as exc:
-        raise VaultUnlockError(f"cannot open {what} {path}: {exc.strerror}") from None
+        raise VaultUnlockError(
+            f"cannot open {what} {path}: {exc.strerror}",
+            hint="Check the path and that you own the file",
+        ) from None
     try:
         check_private(path, os.fstat(fd), what)
         with os.fdopen(os.dup(fd), "rb") as fh:
@@ -172,14 +177,21 @@ def read_passphrase_file(path: Path) -> Secret:
     """A passphrase from a private file (one trailing newline is dropped)."""
     data = _read_private(path, "passphrase file", MAX_PASSPHRASE_FILE)
     if len(data) > MAX_PASSPHRASE_FILE:
-        raise VaultUnlockError(f"passphrase file {path} is too large")
+        raise VaultUnlockError(
+            f"passphrase file {path} is too large",
+            hint=f"It must hold only the passphrase (at most {MAX_PASSPHRASE_FILE} bytes)",
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise VaultUnlockError(f"passphrase file {path} is not UTF-8") from None
+        raise VaultUnlockError(
+            f"passphrase file {path} is not UTF-8", hint="Save the passphrase as UTF-8 text"
+        ) from None
     text = text.removesuffix("\n").removesuffix("\r")
     if not text:
-        raise VaultUnlockError(f"passphrase file {path} is empty")
+        raise VaultUnlockError(
+            f"passphrase file {path} is empty", hint="Write the passphrase into it"
+        )
     return Secret(text)
 
 
@@ -194,7 +206,10 @@ def create_key_file(path: Path) -> bool:
         read_key_file(path)  # validate the existing one now, not at first unlock
         return False
     except OSError as exc:
-        raise VaultError(f"cannot create key file {path}: {exc.strerror}") from None
+        raise VaultError(
+            f"cannot create key file {path}: {exc.strerror}",
+            hint="Check that its directory exists and is writable by you",
+        ) from None
     try:
         try:
             os.write(fd, secrets.token_bytes(kdf.KEY_LEN))
@@ -239,7 +254,9 @@ def keyring_get(account: str) -> bytes | None:
     try:
         value = keyring.get_password(KEYRING_SERVICE, account)
     except Exception:  # any backend failure; its text could be anything
-        raise VaultUnlockError("the OS keyring could not be read") from None
+        raise VaultUnlockError(
+            "the OS keyring could not be read", hint=UNLOCK_OPTIONS_HINT
+        ) from None
     if value is None:
         return None
     try:
@@ -263,4 +280,7 @@ def keyring_store(account: str, key: bytes) -> None:
             hint="Install it with `pip install 'tokenguard[keyring]'`",
         ) from None
     except Exception:
-        raise VaultError("the key could not be stored in the OS keyring") from None
+        raise VaultError(
+            "the key could not be stored in the OS keyring",
+            hint="Unlock the keyring (or use --key-file / a passphrase instead)",
+        ) from None

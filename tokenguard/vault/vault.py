@@ -450,7 +450,10 @@ class Vault:
             fn(working)
             for name, record in working.items():
                 if not isinstance(record, TokenRecord):
-                    raise UsageError(f"vault entry {name!r} is not a TokenRecord")
+                    raise UsageError(
+                        f"vault entry {name!r} is not a TokenRecord",
+                        hint="Store TokenRecord objects keyed by their name",
+                    )
                 if record.name != name:
                     raise UsageError(
                         f"vault entry {name!r} holds a record named {record.name!r}",
@@ -597,7 +600,10 @@ class Vault:
             slots: list[KeySlot] = list(self._header.slots) if keep_existing else []
             unknown = set(remove_slots) - {s.id for s in self._header.slots}
             if unknown:
-                raise UsageError(f"no key slot with id {', '.join(sorted(unknown))}")
+                raise UsageError(
+                    f"no key slot with id {', '.join(sorted(unknown))}",
+                    hint="`tokenguard vault verify` lists the key slots",
+                )
             slots = [s for s in slots if s.id not in remove_slots]
             unlocker = self._unlocker
             used = self._slot_id
@@ -623,6 +629,11 @@ class Vault:
                 raise UsageError(
                     "the vault would have no key slot left",
                     hint="Give a new key file or passphrase, or keep another slot",
+                )
+            if len(slots) > fmt.MAX_SLOTS:
+                raise UsageError(
+                    f"a vault holds at most {fmt.MAX_SLOTS} key slots",
+                    hint="Remove one first (`tokenguard vault rekey --remove-slot ID`)",
                 )
             if used not in {s.id for s in slots}:
                 used = slots[0].id
