@@ -76,6 +76,29 @@ def test_wrong_content_type(http: httpx.Client, method: str, path: str) -> None:
     assert_error(r, 400, "invalid-content-type-header")
 
 
+# Routes that take any content type (run input, records) but parse what claims to be JSON.
+ANY_BODY_ROUTES = [
+    ("POST", "/acts/demo~web-scraper/runs"),
+    ("POST", "/actor-tasks/demo~nightly-crawl/runs"),
+    ("PUT", "/key-value-stores/demo~exports/records/data.json"),
+    ("POST", "/key-value-stores/demo~exports/records/data.json"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ANY_BODY_ROUTES)
+def test_malformed_json_where_any_body_is_allowed(
+    http: httpx.Client, method: str, path: str
+) -> None:
+    r = http.request(
+        method, path, content=b'{"name": ', headers={"Content-Type": "application/json"}
+    )
+    assert_error(r, 400, "invalid-input")
+    # The same bytes with their honest content type are fine.
+    r = http.request(method, path, content=b'{"name": ', headers={"Content-Type": "text/plain"})
+    assert r.status_code == 201, r.text
+    assert_alive(http)
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [(m, p) for m, p in JSON_ROUTES if p not in ("/datasets/demo~products/items",)],
