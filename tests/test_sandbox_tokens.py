@@ -87,6 +87,8 @@ def test_token_api_errors(sandbox: SandboxHandle) -> None:
         {"name": 5},
         {"name": "x", "expiresAt": "tomorrow"},
         {"name": "x", "expiresAt": "2030-01-01T00:00:00"},  # no timezone
+        {"name": "x", "expiresAt": "9999-12-31T23:59:59-01:00"},  # past year 9999 in UTC
+        {"name": "x", "expiresAt": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC
         {"name": "x", "scope": "all"},
         {"name": "x", "scope": {"account": {"actors": "read"}}},
         {"name": "x", "scope": {"actorRunMode": "sometimes"}},

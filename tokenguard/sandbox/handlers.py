@@ -208,7 +208,10 @@ def _parse_expiry(state: SandboxState, raw: Any) -> datetime | None:
         raise invalid("expiresAt must be an ISO 8601 timestamp or null") from None
     if value.tzinfo is None:
         raise invalid("expiresAt must include a timezone (e.g. 2030-01-01T00:00:00Z)")
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+        raise invalid("expiresAt is out of range (use a date between 1970 and 9999)") from None
     if value <= state.clock.now():
         raise invalid("expiresAt is in the past")  # D17
     return value
