@@ -548,3 +548,29 @@ def test_slot_limit_is_enforced_when_writing(key_vault: Setup) -> None:
     )
     with pytest.raises(VaultError, match="could not read back"):
         fmt.encode_aad(header)
+
+
+def test_failed_keyring_rekey_keeps_the_old_keyring_slot_working(
+    vault_env: Path, fake_keyring: dict[tuple[str, str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new keyring slot gets its own keyring entry: a failed rekey cannot lock us out."""
+    from tokenguard.vault import filestore as filestore_mod
+
+    path = vault_env / "kr" / "vault.tgv"
+    vault = Vault.init(path, keyring=True)
+    vault.put(record("a"))
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(filestore_mod.os, "replace", boom)
+        with pytest.raises(VaultError, match="cannot write vault"):
+            vault.rekey(keyring=True)  # replace every slot with a new keyring slot
+    assert Vault.open(path, unlocker=Unlocker.from_keyring()).find("a") is not None
+    vault.add_keyring_slot()
+    accounts = [account for _, account in fake_keyring]
+    assert len(set(accounts)) == len(accounts) == 3  # one entry per slot ever made
+    assert all(a.startswith(vault.vault_id) for a in accounts)
+    vault.remove_slot(next(s.id for s in vault.slots() if not s.in_use))  # the first one
+    assert Vault.open(path, unlocker=Unlocker.from_keyring()).find("a") is not None

@@ -130,14 +130,7 @@ def unlock(
             cache=cache,
         )
     if unlocker.keyring:
-        key_or_none = keyring_get(vault_id)
-        if key_or_none is None:
-            raise VaultUnlockError(
-                "the OS keyring holds no key for this vault", hint=UNLOCK_OPTIONS_HINT
-            )
-        return _unlock_with_key(
-            vault_id, slots, key=key_or_none, kind=SlotKind.KEYRING, what="keyring", cache=cache
-        )
+        return _unlock_with_keyring(vault_id, slots, cache)
     assert unlocker.passphrase is not None
     candidates = [s for s in slots if s.kind is SlotKind.PASSPHRASE]
     if not candidates:
@@ -155,6 +148,31 @@ def unlock(
             cache[cache_key] = kek
             return data_key, slot
     raise VaultUnlockError("wrong passphrase for this vault", hint=UNLOCK_OPTIONS_HINT)
+
+
+def _own_account(vault_id: str, account: str) -> bool:
+    # A keyring slot may name only this vault's own entries.
+    return account == vault_id or account.startswith(vault_id + ".")
+
+
+def _unlock_with_keyring(
+    vault_id: str, slots: tuple[KeySlot, ...], cache: KekCache
+) -> tuple[bytes, KeySlot]:
+    # Each keyring slot names its entry (label): the vault id for the first, the vault id
+    # plus a random suffix for later ones, so adding a slot never overwrites another's key.
+    accounts = sorted(
+        {s.label for s in slots if s.kind is SlotKind.KEYRING and _own_account(vault_id, s.label)}
+    )
+    for account in accounts:
+        key = keyring_get(account)
+        if key is None:
+            continue
+        kid = kdf.key_id(key)
+        if any(s.kind is SlotKind.KEYRING and s.key_id == kid for s in slots):
+            return _unlock_with_key(
+                vault_id, slots, key=key, kind=SlotKind.KEYRING, what="keyring", cache=cache
+            )
+    raise VaultUnlockError("the OS keyring holds no key for this vault", hint=UNLOCK_OPTIONS_HINT)
 
 
 def _unlock_with_key(

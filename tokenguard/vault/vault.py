@@ -8,6 +8,7 @@ import itertools
 import logging
 import operator
 import os
+import secrets
 import stat
 import threading
 import uuid
@@ -618,9 +619,12 @@ class Vault:
                     unlocker, used = Unlocker(passphrase=passphrase), slot.id
             if keyring:
                 key = os.urandom(32)
-                keyring_store(vault_id, key)
+                # A fresh keyring entry, never the one an existing slot reads: if this write
+                # fails, the old slot still finds its key (overwriting it could lock us out).
+                account = f"{vault_id}.{secrets.token_hex(4)}"
+                keyring_store(account, key)
                 slot = keyslots.key_slot(
-                    vault_id, data_key, key, slots, kind=SlotKind.KEYRING, label=vault_id
+                    vault_id, data_key, key, slots, kind=SlotKind.KEYRING, label=account
                 )
                 slots.append(slot)
                 if new_key_file is None and passphrase is None:
