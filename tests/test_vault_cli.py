@@ -207,6 +207,8 @@ def _all_commands(vault_env: Path) -> list[tuple[list[str], str | None, dict[str
         (["vault", "verify"], None, kf, 0),
         (["vault", "verify", "--json"], None, kf, 0),
         (["vault", "rekey", "--passphrase", "--keep-existing"], None, new_pp, 0),
+        (["vault", "rekey", "--key-file", key + "2", "--keep-existing"], None, kf, 0),
+        (["vault", "rekey", "--remove-slot", "0000ffff"], None, kf, 2),
         (["vault", "list"], None, {**pp, "TOKENGUARD_PASSPHRASE": PASSPHRASE + "x"}, 3),
         (["vault", "show", "leak.1", "--reveal"], None, kf, 0),
         (["vault", "show", "leak.1", "--json", "--reveal"], None, kf, 0),
