@@ -23,7 +23,7 @@ from hypothesis.stateful import (
 )
 from vault_helpers import vault_env_fixture, write_sealed_payload  # noqa: F401
 
-from tokenguard.errors import RecordNotFoundError, VaultFormatError
+from tokenguard.errors import RecordNotFoundError, UsageError, VaultFormatError
 from tokenguard.permissions import (
     AccountGroup,
     Permission,
@@ -154,6 +154,16 @@ class VaultMachine(RuleBasedStateMachine):
         self.vault.put(rec)
         self.model[name] = rec
         return name
+
+    @rule(name=simple_names, secret=secrets)
+    def add(self, name: str, secret: str) -> None:
+        rec = TokenRecord(name=name, secret=Secret(secret), policy="added")
+        if name in self.model:
+            with pytest.raises(UsageError, match="already exists"):
+                self.vault.add(rec)
+        else:
+            self.vault.add(rec)
+            self.model[name] = rec
 
     @rule(name=tokens, status=st.sampled_from(list(TokenStatus)))
     def update_status(self, name: str, status: TokenStatus) -> None:
