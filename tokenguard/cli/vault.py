@@ -30,7 +30,7 @@ from tokenguard.errors import (
     VaultUnlockError,
 )
 from tokenguard.secrets import Secret, looks_like_token, redact
-from tokenguard.vault import TokenRecord, TokenStatus, Vault, check_backups
+from tokenguard.vault import Check, TokenRecord, TokenStatus, Vault, check_backups
 from tokenguard.vault.unlock import (
     ENV_KEY_FILE,
     ENV_PASSPHRASE,
@@ -402,6 +402,14 @@ def rekey_cmd(
         _echo_err(f"  {slot.id}  {slot.kind.value:<10}  {slot.detail}")
 
 
+def _check_json(check: Check) -> dict[str, Any]:
+    return {"subject": check.subject, "ok": check.ok, "detail": check.detail}
+
+
+def _check_row(check: Check) -> list[str]:
+    return ["ok" if check.ok else "PROBLEM", check.subject, check.detail]
+
+
 @vault_group.command("verify")
 @vault_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -416,20 +424,10 @@ def verify_cmd(ctx: click.Context, *, vault_path: str | None, as_json: bool) -> 
     except VaultFormatError:
         checks = check_backups(vault_path)
         if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "ok": False,
-                        "backups": [
-                            {"subject": c.subject, "ok": c.ok, "detail": c.detail} for c in checks
-                        ],
-                    },
-                    indent=2,
-                )
-            )
+            backups = [_check_json(c) for c in checks]
+            click.echo(json.dumps({"ok": False, "backups": backups}, indent=2))
         elif checks:
-            rows = [["ok" if c.ok else "PROBLEM", c.subject, c.detail] for c in checks]
-            click.echo(tabulate(rows, tablefmt="plain"))
+            click.echo(tabulate([_check_row(c) for c in checks], tablefmt="plain"))
         raise
     report = vault.verify()
     slots = vault.slots()
@@ -444,16 +442,13 @@ def verify_cmd(ctx: click.Context, *, vault_path: str | None, as_json: bool) -> 
                     "slots": [
                         {"id": s.id, "kind": s.kind.value, "detail": s.detail} for s in slots
                     ],
-                    "checks": [
-                        {"subject": c.subject, "ok": c.ok, "detail": c.detail}
-                        for c in report.checks
-                    ],
+                    "checks": [_check_json(c) for c in report.checks],
                 },
                 indent=2,
             )
         )
     else:
-        rows = [["ok" if c.ok else "PROBLEM", c.subject, c.detail] for c in report.checks]
+        rows = [_check_row(c) for c in report.checks]
         rows += [["ok", f"key slot {s.id}", f"{s.kind.value}: {s.detail}"] for s in slots]
         click.echo(tabulate(rows, tablefmt="plain"))
         _echo_err(f"{report.path}: " + ("all checks passed" if report.ok else "problems found"))
