@@ -1,7 +1,7 @@
 """Key derivation for key slots: Argon2id for passphrases, HKDF for key files.
 
 Passphrase slots use Argon2id at or above OWASP's floor (m=19 MiB, t=2, p=1). The defaults
-(m=64 MiB, t=3, p=1) take about 0.15 s on a current server core: slow for guessing, quick
+(m=64 MiB, t=3, p=1) take 0.15-0.25 s on a current server core: slow for guessing, quick
 enough for a cron job. A file whose parameters fall below the floor is rejected as a
 downgrade, and parameters above the caps are rejected so a hostile file cannot make us
 allocate gigabytes or spin for minutes; a machine that cannot spare the memory a file asks
@@ -52,7 +52,7 @@ class Argon2Params:
     lanes: int
 
 
-#: Production defaults (about 0.15 s here).
+#: Production defaults (0.15-0.25 s here; bench/vault_bench.py measures it).
 DEFAULT_ARGON2 = Argon2Params(memory_kib=64 * 1024, iterations=3, lanes=1)
 _WEAK_ARGON2 = Argon2Params(memory_kib=64, iterations=1, lanes=1)
 
