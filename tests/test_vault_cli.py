@@ -282,3 +282,16 @@ def test_verify_checks_backups_when_the_vault_is_damaged(key_vault: Setup) -> No
     assert [b["ok"] for b in report["backups"]] == [True, True, True]
     os.replace(newest, key_vault.path)  # what `cp -p` would do
     assert [r.name for r in key_vault.open().list()] == ["a", "b"]
+
+
+def test_rekey_says_backups_still_open_with_the_old_slots(key_vault: Setup) -> None:
+    key_vault.open().put(record("a"))
+    new_key = key_vault.dir.parent / "new.key"
+    result = cli(["vault", "rekey", "--key-file", str(new_key)], env=key_vault.env())
+    assert result.exit_code == 0, result.output
+    assert "backup(s) from before this rekey still open with the old key slots" in result.stderr
+    assert "--new-data-key" in result.stderr
+    # True: the newest backup still opens with the replaced key file.
+    backup = FileStorage(key_vault.path).backups()[0][1]
+    os.replace(backup, key_vault.path)
+    assert [r.name for r in key_vault.open().list()] == ["a"]

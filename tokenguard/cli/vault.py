@@ -30,7 +30,7 @@ from tokenguard.errors import (
     VaultUnlockError,
 )
 from tokenguard.secrets import Secret, looks_like_token, redact
-from tokenguard.vault import Check, TokenRecord, TokenStatus, Vault, check_backups
+from tokenguard.vault import Check, FileStorage, TokenRecord, TokenStatus, Vault, check_backups
 from tokenguard.vault.unlock import (
     ENV_KEY_FILE,
     ENV_PASSPHRASE,
@@ -400,6 +400,18 @@ def rekey_cmd(
     _echo_err(f"re-keyed {vault.path}; key slots now:")
     for slot in slots:
         _echo_err(f"  {slot.id}  {slot.kind.value:<10}  {slot.detail}")
+    storage = vault.storage
+    if not isinstance(storage, FileStorage):
+        return
+    backups = storage.backups()
+    if backups and (remove_slots or not keep_existing):
+        # A removed slot is not revoked: older generations still carry it, and without
+        # --new-data-key they wrap the very data key the vault uses now.
+        _echo_err(
+            f"note: the {len(backups)} backup(s) from before this rekey still open with the "
+            "old key slots. If a key or passphrase leaked: rekey with --new-data-key, rotate "
+            f"the tokens, then delete the backups (rm {storage.path}.bak-*)."
+        )
 
 
 def _check_json(check: Check) -> dict[str, Any]:
