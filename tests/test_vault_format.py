@@ -189,7 +189,7 @@ def test_kdf_parameters_outside_bounds_are_format_errors(
     setup = copy_golden("v1", vault_env / "g")
     _forge_kdf(setup, **{field: value})
     # Refused by the parser, before any key is tried (not merely by the AEAD later).
-    with pytest.raises(VaultFormatError, match="outside|out of range|beyond the cap"):
+    with pytest.raises(VaultFormatError, match=r"outside|out of range|beyond the cap"):
         Vault.open(setup.path, unlocker=setup.unlocker)
 
 
