@@ -63,10 +63,10 @@ def _open(vault_path: str | None) -> Vault:
 def _prompt_new_passphrase() -> Secret:
     first = getpass.getpass("New vault passphrase: ", stream=sys.stderr)
     if not first:
-        raise UsageError("the passphrase is empty")
+        raise UsageError("the passphrase is empty", hint="Type a passphrase at the prompt")
     second = getpass.getpass("Repeat the passphrase: ", stream=sys.stderr)
     if not hmac.compare_digest(first.encode(), second.encode()):
-        raise UsageError("the passphrases do not match")
+        raise UsageError("the passphrases do not match", hint="Run the command again")
     return Secret(first)
 
 
@@ -113,7 +113,10 @@ def _read_token() -> Secret:
             hint="Pipe it on stdin (`tokenguard vault add NAME < file`) or type it at the prompt",
         )
     if len(value) > MAX_SECRET_LEN or any(c.isspace() for c in value):
-        raise UsageError("the token must be one line without spaces, at most 4096 characters")
+        raise UsageError(
+            "the token must be one line without spaces, at most 4096 characters",
+            hint="Pipe only the token itself (`tokenguard vault add NAME < token.txt`)",
+        )
     return Secret(value)
 
 
