@@ -17,7 +17,7 @@ from tokenguard.audit.baseline import (
     write_baseline,
 )
 from tokenguard.audit.findings import FindingKind, Severity, finding_id, make_finding
-from tokenguard.audit.inventory import HeldToken, read_tokens_file, tokens_from_env
+from tokenguard.audit.inventory import HeldToken, Inventory, read_tokens_file, tokens_from_env
 from tokenguard.audit.report import TokenSource
 from tokenguard.errors import UsageError
 from tokenguard.sandbox.testing import SandboxHandle
@@ -124,3 +124,74 @@ def test_bad_baseline_is_usage_error(tmp_path: Path, doc: str) -> None:
     with pytest.raises(UsageError) as info:
         load_baseline(path)
     assert info.value.exit_code == 2
+
+
+# Per-resource general access (Apify: "the resource level setting takes precedence over the
+# account setting"). The sandbox has no per-resource setting, so the facts are given directly.
+
+
+def test_access_override_reads_the_listed_general_access() -> None:
+    from tokenguard.audit.inventory import access_override
+
+    assert access_override({"id": "d", "generalAccess": "ANYONE_WITH_ID_CAN_READ"}) == (
+        "ANYONE_WITH_ID_CAN_READ"
+    )
+    assert access_override({"id": "d", "generalAccess": "FOLLOW_USER_SETTING"}) is None
+    assert access_override({"id": "d"}) is None
+
+
+def _override_inventory(general: str, value: str) -> Inventory:
+    from tokenguard.permissions import GeneralAccess, Resource, ResourceKind
+
+    resources = (
+        Resource(ResourceKind.DATASET, "shared1", "reports", "me"),
+        Resource(ResourceKind.DATASET, "private1", "internal", "me"),
+    )
+    return Inventory(
+        (),
+        resources,
+        GeneralAccess(general),
+        "me",
+        overrides=((ResourceKind.DATASET, "shared1", value),),
+    )
+
+
+def test_a_storage_shared_on_its_own_is_an_anonymous_access_finding() -> None:
+    report = analyze(_override_inventory("RESTRICTED", "ANYONE_WITH_ID_CAN_READ"))
+    [finding] = [f for f in report.findings if f.kind is FindingKind.ANONYMOUS_ACCESS]
+    assert finding.resource == "dataset:shared1"
+    assert finding.path == (
+        "anyone (no token)",
+        "knows the ID of dataset me~reports",
+        "its own general access: ANYONE_WITH_ID_CAN_READ",
+        "read dataset me~reports",
+    )
+    assert [p.via for p in report.escalations] == ["dataset:shared1"]
+    assert any("dataset me~reports is readable by anyone" in n for n in report.notes)
+
+
+def test_a_storage_restricted_on_an_open_account_is_noted_not_found() -> None:
+    report = analyze(_override_inventory("ANYONE_WITH_ID_CAN_READ", "RESTRICTED"))
+    # The account-wide finding only; the restricted storage is named in the notes.
+    kinds = [(f.kind, f.resource) for f in report.findings]
+    assert kinds == [(FindingKind.ANONYMOUS_ACCESS, None)]
+    assert any("dataset me~reports is restricted on its own" in n for n in report.notes)
+
+
+def test_general_access_is_not_judged_from_an_overridden_resource(
+    sandbox: SandboxHandle,
+) -> None:
+    from tokenguard.audit.inventory import collect_resources, detect_general_access
+    from tokenguard.permissions import GeneralAccess, ResourceKind
+
+    api = ApifyApi(sandbox.url, sandbox.admin_token)
+    api.request(
+        "PUT", "/_sandbox/settings", json={"generalResourceAccess": "ANYONE_WITH_ID_CAN_READ"}
+    )
+    resources = collect_resources(api, None)
+    probed = [r for r in resources if r.kind in {ResourceKind.DATASET, ResourceKind.RUN}]
+    assert detect_general_access(api, resources) is GeneralAccess.ANYONE_WITH_ID_CAN_READ
+    # Every candidate overridden: nothing tells the account setting.
+    everything = {r.id for r in resources}
+    assert probed and detect_general_access(api, resources, everything) is None
+    api.close()

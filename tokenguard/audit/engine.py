@@ -27,6 +27,7 @@ from tokenguard.audit.report import (
 from tokenguard.audit.routes import (
     anonymous_finding,
     full_run_paths,
+    override_findings,
     route_findings,
     schedule_paths,
     webhook_paths,
@@ -108,6 +109,12 @@ def analyze(
     anon_paths, anon_findings = anonymous_finding(inventory.general_access, resources)
     paths.extend(anon_paths)
     findings.extend(anon_findings)
+    own_paths, own_findings, own_notes = override_findings(
+        inventory.general_access, inventory.overrides, resources
+    )
+    paths.extend(own_paths)
+    findings.extend(own_findings)
+    notes.extend(own_notes)
     return AuditReport(
         generated_at=now,
         api_url=api_url,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,9 @@ class Inventory:
     general_access: GeneralAccess | None
     username: str | None = None
     notes: tuple[str, ...] = field(default=())
+    #: Resources whose own ``generalAccess`` overrides the account setting (Apify:
+    #: "the resource level setting takes precedence"), as ``(kind, id, value)``.
+    overrides: tuple[tuple[ResourceKind, str, str], ...] = field(default=())
 
 
 # --------------------------------------------------------------------------- held tokens
@@ -194,11 +197,28 @@ def parse_resource(kind: ResourceKind, item: Mapping[str, Any], username: str | 
     return Resource(kind, rid, name, owner)
 
 
-def collect_resources(api: ApifyApi, username: str | None) -> tuple[Resource, ...]:
+#: The ``generalAccess`` value of a resource that follows the account setting.
+FOLLOW_ACCOUNT = "FOLLOW_USER_SETTING"
+
+
+def access_override(item: Mapping[str, Any]) -> str | None:
+    """A listed storage's or run's own ``generalAccess``, when it overrides the account's."""
+    value = item.get("generalAccess")
+    if isinstance(value, str) and value and value != FOLLOW_ACCOUNT:
+        return value
+    return None
+
+
+def collect_resources(
+    api: ApifyApi,
+    username: str | None,
+    overrides: list[tuple[ResourceKind, str, str]] | None = None,
+) -> tuple[Resource, ...]:
     """Every resource of the account (all pages of every collection).
 
     Schedules are re-read one by one when the list omits their actions, because the
-    schedule route findings depend on what a schedule triggers.
+    schedule route findings depend on what a schedule triggers. Storages and runs whose own
+    general access overrides the account setting are appended to ``overrides``.
     """
     out: list[Resource] = []
     for kind, path in LIST_PATHS.items():
@@ -213,13 +233,19 @@ def collect_resources(api: ApifyApi, username: str | None) -> tuple[Resource, ..
             if kind is ResourceKind.SCHEDULE and "actions" not in listed:
                 item = api.get_data(f"/schedules/{listed['id']}")
             out.append(parse_resource(kind, item, username))
+            if overrides is not None and (own := access_override(item)) is not None:
+                overrides.append((kind, str(item["id"]), own))
     return tuple(out)
 
 
-def detect_general_access(api: ApifyApi, resources: Sequence[Resource]) -> GeneralAccess | None:
+def detect_general_access(
+    api: ApifyApi, resources: Sequence[Resource], overridden: Collection[str] = ()
+) -> GeneralAccess | None:
     """Read one storage (or run) by ID without a token: 200 means anyone with the ID can read.
 
-    ``None`` when the account has no storage or run to try (the setting cannot be observed).
+    Resources in ``overridden`` (IDs with their own general access) say nothing about the
+    account setting and are not tried. ``None`` when the account has no storage or run to
+    try (the setting cannot be observed).
     """
     anonymous = api.with_token(None)
     paths = {
@@ -229,8 +255,13 @@ def detect_general_access(api: ApifyApi, resources: Sequence[Resource]) -> Gener
         ResourceKind.RUN: "/actor-runs/",
     }
     # Storages first (the documented example), then runs, which the setting also covers.
-    candidates = [r for r in resources if r.kind in STORAGE_KINDS] + [
-        r for r in resources if r.kind is ResourceKind.RUN
+    candidates = [
+        r
+        for r in (
+            *(r for r in resources if r.kind in STORAGE_KINDS),
+            *(r for r in resources if r.kind is ResourceKind.RUN),
+        )
+        if r.id not in overridden
     ]
     for res in candidates[:5]:
         path = paths[res.kind] + res.id
@@ -426,8 +457,9 @@ def build_inventory(
         if exc.status not in (403, 404):
             raise
         platform = None
-    resources = collect_resources(api, username)
-    general = detect_general_access(api, resources)
+    overrides: list[tuple[ResourceKind, str, str]] = []
+    resources = collect_resources(api, username, overrides)
+    general = detect_general_access(api, resources, {rid for _, rid, _ in overrides})
     tokens, notes = merge_tokens(records, held, platform, policy_names=policy_names)
     if general is None and any(
         r.kind in STORAGE_KINDS or r.kind is ResourceKind.RUN for r in resources
@@ -435,4 +467,4 @@ def build_inventory(
         notes = (*notes, "The general resource access setting could not be detected.")
     elif general is None:
         notes = (*notes, "No storage or run to probe: general resource access is unknown.")
-    return Inventory(tokens, resources, general, username, notes)
+    return Inventory(tokens, resources, general, username, notes, tuple(overrides))

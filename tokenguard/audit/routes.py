@@ -304,3 +304,56 @@ def anonymous_finding(
         identity=("account",),
     )
     return [path], [finding]
+
+
+def override_findings(
+    general: GeneralAccess | None,
+    overrides: Sequence[tuple[ResourceKind, str, str]],
+    resources: Sequence[Resource],
+) -> tuple[list[EscalationPath], list[Finding], list[str]]:
+    """Storages and runs whose own general access opens them to anyone (and notes).
+
+    Apify: "the resource level setting takes precedence over the account setting", so a
+    storage shared with "anyone with ID" on a restricted account is readable without a
+    token. Returns the chains, one finding per such resource, and notes for what the access
+    matrix does not show (the scope model applies the account setting to every resource).
+    """
+    by_key = {(r.kind, r.id): r for r in resources}
+    paths: list[EscalationPath] = []
+    findings: list[Finding] = []
+    notes: list[str] = []
+    for kind, rid, value in sorted(overrides, key=lambda o: (o[0].value, o[1])):
+        res = by_key.get((kind, rid))
+        label = _label(res) if res is not None else f"{kind.value} {rid}"
+        key = resource_key(kind, rid)
+        if not value.startswith("ANYONE"):
+            if general is GeneralAccess.ANYONE_WITH_ID_CAN_READ:
+                notes.append(
+                    f"{label} is restricted on its own ({value}): the anonymous read the "
+                    "matrix shows for it does not apply"
+                )
+            continue
+        if value == general:
+            continue  # the account-wide finding already covers it
+        steps = (
+            "anyone (no token)",
+            f"knows the ID of {label}",
+            f"its own general access: {value}",
+            f"read {label}",
+        )
+        paths.append(EscalationPath("(anyone)", FindingKind.ANONYMOUS_ACCESS.value, steps, via=key))
+        findings.append(
+            make_finding(
+                FindingKind.ANONYMOUS_ACCESS,
+                f"{label} is shared on its own ({value}): it is readable without a token, "
+                "whatever the account setting says.",
+                resource=key,
+                path=steps,
+                identity=("override", value),
+                fix="Set the resource's general access back to 'Follow account setting' "
+                "(Share dialog, or update it with generalAccess=FOLLOW_USER_SETTING), "
+                "unless it is meant to be public.",
+            )
+        )
+        notes.append(f"{label} is readable by anyone ({value}); the matrix does not show it")
+    return paths, findings, notes
