@@ -172,10 +172,18 @@ def try_claim(
         # the resource is put back on the server right after.
         from tokenguard.sandbox.state import Kind
 
-        obj = sb.on_loop(lambda s: s.get(Kind(kind.value), rid))
+        # Deleting a task also deletes the webhooks on it: snapshot and restore those too.
+        objs = sb.on_loop(lambda s: [s.get(Kind(kind.value), rid), *s.all(Kind.WEBHOOK)])
         response = client.delete(url, headers=headers)
         if response.status_code == 204:
-            restore = lambda: sb.on_loop(lambda s: s.add(obj))  # noqa: E731
+
+            def restore() -> None:
+                def put_back(s: Any) -> None:
+                    for obj in objs:
+                        if obj is not None and s.get(obj.kind, obj.id) is None:
+                            s.add(obj)
+
+                sb.on_loop(put_back)
     else:
         response = client.put(url, headers=headers, json={})
     if restore is not None:
