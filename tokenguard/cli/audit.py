@@ -58,8 +58,16 @@ def _records(vault_path: str | None) -> tuple[list[TokenRecord], str | None]:
 
 
 def _progress(done: int, total: int) -> None:
+    """A one-line progress bar on stderr (only drawn on a TTY)."""
     if done == total or done % 25 == 0:
-        click.echo(f"\rprobing: {done}/{total}", err=True, nl=done == total)
+        width = 30
+        filled = width * done // max(total, 1)
+        bar = "#" * filled + "." * (width - filled)
+        click.echo(
+            f"\rprobing [{bar}] {done}/{total} ({done / max(total, 1):.0%})",
+            err=True,
+            nl=done == total,
+        )
 
 
 @main.command("audit")
