@@ -167,29 +167,13 @@ def plan_probes(report: AuditReport, inventory: Inventory, *, probe_writes: bool
         for res in report.resources:
             grants = tr.grants_on(res) if tr is not None else ()
             held = {g.permission for g in grants}
-            probes.append(
-                _Probe(
-                    token,
-                    token.secret,
-                    res.key,
-                    res.kind,
-                    res.id,
-                    Permission.READ,
-                    Permission.READ in held,
-                )
-            )
+            perms: tuple[Permission, ...] = (Permission.READ,)
             if probe_writes and res.kind in STORAGE_KINDS:
-                probes.append(
-                    _Probe(
-                        token,
-                        token.secret,
-                        res.key,
-                        res.kind,
-                        res.id,
-                        Permission.WRITE,
-                        Permission.WRITE in held,
-                    )
-                )
+                perms = (Permission.READ, Permission.WRITE)
+            probes.extend(
+                _Probe(token, token.secret, res.key, res.kind, res.id, perm, perm in held)
+                for perm in perms
+            )
     return probes
 
 
