@@ -33,6 +33,7 @@ def test_demo_seed_names_resolve() -> None:
         (Kind.KEY_VALUE_STORE, "crawler-state"),
         (Kind.REQUEST_QUEUE, "crawl-queue"),
         (Kind.SCHEDULE, "nightly"),
+        (Kind.SCHEDULE, "weekly-audit"),
     ):
         resource, by_name = state.lookup(kind, f"demo~{name}")
         assert resource is not None and by_name

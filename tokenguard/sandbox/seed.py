@@ -14,7 +14,8 @@
 - One finished run of ``web-scraper`` started from ``nightly-crawl``, with its unnamed default
   dataset (2 items), key-value store (``INPUT``, ``OUTPUT``) and request queue; and one run of
   ``seo-audit``.
-- Schedule ``nightly`` (RUN_ACTOR_TASK nightly-crawl).
+- Schedules ``nightly`` (RUN_ACTOR_TASK nightly-crawl) and ``weekly-audit`` (RUN_ACTOR
+  seo-audit, Mondays 06:00).
 - Webhook on ``web-scraper`` (``ACTOR.RUN.FAILED`` -> https://hooks.example.com/apify).
 - Tokens, made through the token API's own code path (:func:`handlers.create_token`):
 
@@ -170,6 +171,16 @@ def demo() -> SandboxState:
         isEnabled=True,
         isExclusive=True,
         actions=[{"id": "nightlyAction0001", "type": "RUN_ACTOR_TASK", "actorTaskId": nightly.id}],
+    )
+    state.new_resource(
+        Kind.SCHEDULE,
+        "weekly-audit",
+        cronExpression="0 6 * * 1",
+        timezone="Europe/Prague",
+        isEnabled=True,
+        isExclusive=False,
+        description="Weekly SEO audit of the main site",
+        actions=[{"id": "weeklyAction00001", "type": "RUN_ACTOR", "actorId": seo.id}],
     )
     state.new_resource(
         Kind.WEBHOOK,
