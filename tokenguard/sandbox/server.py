@@ -153,14 +153,16 @@ class SandboxApp:
         if path.startswith(CONTROL_PREFIX):
             return await self._control(request, method, path)
         route, params, known = self.table.match(method, segments)
-        label = route.pattern if route is not None else "<unknown>"
+        pattern = route.pattern if route is not None else "<unknown>"
 
         fault = self._next_fault()
         if fault is not None:
             if fault.kind == "drop":
-                self.stats[(request.method, label, 0)] += 1
+                self.stats[(request.method, pattern, 0)] += 1
                 if request.transport is not None:
                     request.transport.close()
+                # Never sent: the transport is closed, so the client sees the connection end
+                # without a status line (aiohttp needs a response object all the same).
                 return web.Response(status=500)
             if fault.kind == "latency":
                 await asyncio.sleep(fault.ms / 1000)
@@ -172,7 +174,7 @@ class SandboxApp:
                 )
                 if fault.status == 429:
                     error.headers["X-RateLimit-Limit"] = self.limiter.account_limit
-                return self._finish(request.method, label, self._error(error))
+                return self._finish(request.method, pattern, self._error(error))
 
         try:
             reply = await self._dispatch(request, method, path, (route, params, known))
@@ -180,10 +182,10 @@ class SandboxApp:
             response = self._error(exc)
         else:
             response = self._render(reply, head=head)
-        return self._finish(request.method, label, response)
+        return self._finish(request.method, pattern, response)
 
-    def _finish(self, method: str, label: str, response: web.Response) -> web.Response:
-        self.stats[(method, label, response.status)] += 1
+    def _finish(self, method: str, pattern: str, response: web.Response) -> web.Response:
+        self.stats[(method, pattern, response.status)] += 1
         return response
 
     def _next_fault(self) -> Fault | None:
