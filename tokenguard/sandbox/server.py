@@ -15,7 +15,7 @@ import logging
 import string
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -98,7 +98,7 @@ def _bad_id(ref: str) -> bool:
     return len(ref) > 256 or not all(c in _ID_CHARS for c in ref)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Fault:
     """A pending injected fault: ``kind`` is ``status``, ``latency`` or ``drop``."""
 
@@ -192,9 +192,10 @@ class SandboxApp:
         if not self.faults:
             return None
         fault = self.faults[0]
-        fault.count -= 1
-        if fault.count <= 0:
+        if fault.count <= 1:
             self.faults.pop(0)
+        else:
+            self.faults[0] = replace(fault, count=fault.count - 1)
         return fault
 
     # -- the normal path -----------------------------------------------------------------
