@@ -232,26 +232,30 @@ def test_errors_no_token_can_fix_pass_through_unretried(status: int, etype: str)
     assert len(api.seen) == 1
 
 
-def test_query_token_is_replaced_and_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_query_token_is_dropped_for_the_header_and_never_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="tokenguard.failover")
     caplog.set_level(logging.DEBUG, logger="httpx")
     api = FakeApi(dead={A.reveal()})
     pool = TokenPool([A, B])
-    seen_query: list[str | None] = []
+    seen: list[tuple[str | None, str]] = []
     inner = httpx.MockTransport(api)
 
     def spy(request: httpx.Request) -> httpx.Response:
-        seen_query.append(request.url.params.get("token"))
+        seen.append((request.url.params.get("token"), request.headers["Authorization"]))
         return inner.handle_request(request)
 
     with failover_client(pool, transport=httpx.MockTransport(spy), base_url=URL) as client:
         response = client.get("/acts", params={"token": C.reveal(), "limit": 5})
     assert response.status_code == 200
-    assert seen_query == [A.reveal(), B.reveal()]
+    # The URL's token is dropped; each attempt carries the pool's token in the header.
+    assert seen == [(None, f"Bearer {A.reveal()}"), (None, f"Bearer {B.reveal()}")]
     assert response.request.url.params["limit"] == "5"
+    assert "token" not in response.request.url.params
     logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert "token=" in logged  # httpx logged the request line, redacted
+    assert "HTTP Request: GET" in logged  # httpx logged the request lines
     for secret in ALL:
         assert secret.reveal() not in logged
     assert A.fingerprint in logged

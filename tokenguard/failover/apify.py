@@ -84,15 +84,19 @@ def _init_kwargs(
 class _Attempts:
     """What the sync and async clients share: the request's shape and per-attempt headers."""
 
-    __slots__ = ("headers", "idempotent", "method", "query_token", "url")
+    __slots__ = ("headers", "idempotent", "method", "url")
 
     def __init__(self, method: str, url: str, headers: dict[str, str], retry_any: bool) -> None:
         self.method = method.upper()
+        # A ``?token=`` (the API's other auth form) is dropped: the pool's header replaces it,
+        # and no URL sent carries a token. Cheap first: only a URL mentioning "token=" is parsed.
+        if "token=" in url:
+            parts = urlsplit(url)
+            query = parse_qsl(parts.query, keep_blank_values=True)
+            if any(k == "token" for k, _ in query):
+                kept = urlencode([(k, v) for k, v in query if k != "token"])
+                url = urlunsplit(parts._replace(query=kept))
         self.url = url
-        # Cheap first: only a URL that mentions "token=" is parsed.
-        self.query_token = "token=" in url and any(
-            k == "token" for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)
-        )
         for key in headers:
             if len(key) == 13 and key.lower() == "authorization":  # ours replaces any other
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
@@ -109,14 +113,7 @@ class _Attempts:
         """The URL and headers of an attempt with ``slot``'s token."""
         headers = self.headers.copy()
         headers["Authorization"] = slot.header
-        if not self.query_token:
-            return self.url, headers
-        parts = urlsplit(self.url)
-        query = [
-            (k, slot.raw if k == "token" else v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        ]
-        return urlunsplit(parts._replace(query=urlencode(query))), headers
+        return self.url, headers
 
 
 def _error_outcome(exc: Exception) -> Outcome:

@@ -151,7 +151,7 @@ class FailoverAuth(httpx.Auth):
         """Drive :func:`~tokenguard.failover.flow.decide` for ``httpx.Client``."""
         if self._unreplayable(request):
             request.read()
-        query_token = b"token=" in request.url.query and "token" in request.url.params
+        _drop_query_token(request)
         flow = self._start(request)
         last: httpx.Response | None = None
         try:
@@ -161,7 +161,7 @@ class FailoverAuth(httpx.Auth):
                     self.backoff.sleep_sync(step.seconds)
                     step = flow.send(None)
                     continue
-                _authorize(request, step, query_token)
+                request.headers["Authorization"] = step.header
                 last = yield request
                 if last.status_code >= 400:
                     last.read()
@@ -179,7 +179,7 @@ class FailoverAuth(httpx.Auth):
         """Drive :func:`~tokenguard.failover.flow.decide` for ``httpx.AsyncClient``."""
         if self._unreplayable(request):
             await request.aread()
-        query_token = b"token=" in request.url.query and "token" in request.url.params
+        _drop_query_token(request)
         flow = self._start(request)
         last: httpx.Response | None = None
         try:
@@ -189,7 +189,7 @@ class FailoverAuth(httpx.Auth):
                     await self.backoff.sleep_async(step.seconds)
                     step = flow.send(None)
                     continue
-                _authorize(request, step, query_token)
+                request.headers["Authorization"] = step.header
                 last = yield request
                 if last.status_code >= 400:
                     await last.aread()
@@ -206,10 +206,14 @@ class FailoverAuth(httpx.Auth):
         return self.sync_auth_flow(request)
 
 
-def _authorize(request: httpx.Request, slot: _Slot, query_token: bool) -> None:
-    request.headers["Authorization"] = slot.header
-    if query_token:  # the API's other auth form: replace it too
-        request.url = request.url.copy_set_param("token", slot.raw)
+def _drop_query_token(request: httpx.Request) -> None:
+    """Remove a ``?token=`` (the API's other auth form): the pool's header replaces it.
+
+    Dropping it rather than swapping in the pool's token keeps tokens out of every URL the
+    request is sent with, so none can reach a log line, a proxy or an exception message.
+    """
+    if b"token=" in request.url.query and "token" in request.url.params:
+        request.url = request.url.copy_remove_param("token")
 
 
 def _outcome(response: httpx.Response) -> Outcome:

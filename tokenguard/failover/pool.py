@@ -183,7 +183,6 @@ class _Slot:
         "hits_after_death",
         "in_flight",
         "in_flight_at_death",
-        "raw",
         "reason",
         "requests",
         "token",
@@ -193,8 +192,7 @@ class _Slot:
         self.token = token
         self.fingerprint = token.secret.fingerprint
         # Kept once so the hot path does not call reveal() per request; never rendered.
-        self.raw = token.secret.reveal()
-        self.header = "Bearer " + self.raw
+        self.header = "Bearer " + token.secret.reveal()
         self.dead = False
         self.reason: str | None = None
         self.dead_since: datetime | None = None
