@@ -295,3 +295,35 @@ def test_rekey_says_backups_still_open_with_the_old_slots(key_vault: Setup) -> N
     backup = FileStorage(key_vault.path).backups()[0][1]
     os.replace(backup, key_vault.path)
     assert [r.name for r in key_vault.open().list()] == ["a"]
+
+
+def test_show_by_policy_marks_the_retiring_token_beside_the_active_one(key_vault: Setup) -> None:
+    from datetime import UTC, datetime
+
+    from tokenguard.vault import TokenStatus
+
+    vault = key_vault.open()
+    old, new = token(1, "OLD"), token(2, "NEW")
+    vault.put(
+        record(
+            "ci.1",
+            old,
+            policy="ci",
+            status=TokenStatus.RETIRING,
+            retire_at=datetime(2030, 1, 2, tzinfo=UTC),
+        )
+    )
+    vault.put(record("ci.2", new, policy="ci", status=TokenStatus.ACTIVE))
+    env = {"TOKENGUARD_VAULT": str(key_vault.path), "TOKENGUARD_KEY_FILE": str(key_vault.key_file)}
+    text = cli(["vault", "show", "ci"], env=env)
+    assert text.exit_code == 0, text.output
+    head, _, tail = text.stdout.partition("RETIRING")
+    assert "ci.2" in head and "ci.1" not in head
+    assert "ci.1" in tail and "2030-01-02" in tail
+    assert old not in text.output and new not in text.output
+    data = json.loads(cli(["vault", "show", "ci", "--json"], env=env).stdout)
+    assert data["name"] == "ci.2"
+    assert [r["name"] for r in data["retiring"]] == ["ci.1"]
+    # Addressed by record name: just that record.
+    single = json.loads(cli(["vault", "show", "ci.2", "--json"], env=env).stdout)
+    assert "retiring" not in single

@@ -307,12 +307,36 @@ def _lookup(vault: Vault, name: str) -> TokenRecord:
 @click.option("--reveal", is_flag=True, help="Also print the secret itself.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show_cmd(*, vault_path: str | None, name: str, reveal: bool, as_json: bool) -> None:
-    """Show one token (or a policy's active token); the secret only with --reveal."""
+    """Show one token, or a policy's active token and any retiring one beside it.
+
+    The secret only with --reveal.
+    """
     vault = _open(vault_path)
     record = _lookup(vault, name)
+    # Addressed by policy name: during a rotation the old token is still live; show it too.
+    retiring = (
+        [
+            r
+            for r in vault.list()
+            if r.policy == name and r.status is TokenStatus.RETIRING and r.name != record.name
+        ]
+        if vault.find(name) is None
+        else []
+    )
     if as_json:
-        click.echo(json.dumps(record_json(record, reveal=reveal), indent=2))
+        data = record_json(record, reveal=reveal)
+        if retiring:
+            data["retiring"] = [record_json(r, reveal=reveal) for r in retiring]
+        click.echo(json.dumps(data, indent=2))
         return
+    click.echo(tabulate(_show_rows(record, reveal=reveal), tablefmt="plain"))
+    for old in retiring:
+        until = _date(old.retire_at) or "the end of its grace"
+        click.echo(f"\nRETIRING (replaced; still valid until {until}):")
+        click.echo(tabulate(_show_rows(old, reveal=reveal), tablefmt="plain"))
+
+
+def _show_rows(record: TokenRecord, *, reveal: bool) -> list[list[str]]:
     rows = [
         ["name", record.name],
         ["fingerprint", record.fingerprint],
@@ -328,7 +352,7 @@ def show_cmd(*, vault_path: str | None, name: str, reveal: bool, as_json: bool) 
     ]
     if reveal:
         rows.append(["secret", record.secret.reveal()])
-    click.echo(tabulate(rows, tablefmt="plain"))
+    return rows
 
 
 @vault_group.command("remove")
