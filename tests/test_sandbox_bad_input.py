@@ -112,7 +112,6 @@ def test_json_that_is_not_an_object(http: httpx.Client, method: str, path: str) 
     ("method", "path", "body"),
     [
         ("POST", "/acts", {"name": "bad name!"}),
-        ("POST", "/acts", {"name": "web-scraper"}),  # taken
         ("POST", "/actor-tasks", {"name": "x"}),
         ("POST", "/actor-tasks", {"actId": 5, "name": "x"}),
         ("POST", "/actor-tasks", {"actId": "demo~web-scraper", "name": "x", "input": []}),
@@ -146,6 +145,55 @@ def test_json_that_is_not_an_object(http: httpx.Client, method: str, path: str) 
 )
 def test_invalid_fields(http: httpx.Client, method: str, path: str, body: Any) -> None:
     assert_error(http.request(method, path, json=body), 400, "invalid-input")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "error_type"),
+    [
+        ("POST", "/acts", {"name": "web-scraper"}, 400, "actor-name-not-unique"),
+        ("PUT", "/acts/demo~pdf-export", {"name": "web-scraper"}, 400, "actor-name-not-unique"),
+        (
+            "POST",
+            "/actor-tasks",
+            {"actId": "demo~web-scraper", "name": "weekly-seo"},
+            409,
+            "actor-task-name-not-unique",
+        ),
+        (
+            "PUT",
+            "/actor-tasks/demo~invoice-pdfs",
+            {"name": "weekly-seo"},
+            409,
+            "actor-task-name-not-unique",
+        ),
+        ("POST", "/schedules", {"name": "nightly"}, 409, "schedule-name-not-unique"),
+        (
+            "PUT",
+            "/schedules/demo~weekly-audit",
+            {"name": "nightly"},
+            400,
+            "schedule-name-not-unique",
+        ),
+        ("PUT", "/datasets/demo~invoices", {"name": "products"}, 400, "name-not-unique"),
+        (
+            "PUT",
+            "/key-value-stores/demo~exports",
+            {"name": "crawler-state"},
+            400,
+            "name-not-unique",
+        ),
+    ],
+)
+def test_taken_names(
+    http: httpx.Client, method: str, path: str, body: Any, status: int, error_type: str
+) -> None:
+    r = http.request(method, path, json=body)
+    assert_error(r, status, error_type)
+    assert "already exists" in r.json()["error"]["message"]
+    # Keeping one's own name is no conflict.
+    own = path.rsplit("~", 1)[1] if method == "PUT" else None
+    if own is not None:
+        assert http.request(method, path, json={"name": own}).status_code == 200
 
 
 @pytest.mark.parametrize(

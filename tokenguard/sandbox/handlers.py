@@ -137,13 +137,26 @@ def _name(value: Any, what: str, *, required: bool) -> str | None:
     return value
 
 
+#: The error type for a name that is taken, per kind (types from the spec's ErrorType enum).
+_NAME_TAKEN = {
+    Kind.ACTOR: "actor-name-not-unique",
+    Kind.TASK: "actor-task-name-not-unique",
+    Kind.SCHEDULE: "schedule-name-not-unique",
+}
+
+
 def _free_name(call: Call, kind: Kind, name: str | None, current: Resource | None = None) -> None:
     if name is None:
         return
     existing = call.state.names[kind].get(name)
     if existing is not None and (current is None or existing != current.id):
+        # The spec documents 409 Conflict where it lists one (task create and update,
+        # schedule create); elsewhere a taken name is a 400.
+        conflict = kind is Kind.TASK or (kind is Kind.SCHEDULE and current is None)
         raise SandboxApiError(
-            400, "invalid-input", f"{label(kind)} with name {name!r} already exists"
+            409 if conflict else 400,
+            _NAME_TAKEN.get(kind, "name-not-unique"),
+            f"{label(kind)} with name {name!r} already exists: pick another name",
         )
 
 
