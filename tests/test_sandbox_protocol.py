@@ -92,6 +92,24 @@ def test_dataset_items_are_a_bare_array_with_pagination_headers(admin: httpx.Cli
     assert admin.post("/datasets/demo~invoices/items", json={"n": 7, "x": 1}).status_code == 201
     r = admin.get("/datasets/demo~invoices/items", params={"offset": 7, "fields": "x"})
     assert r.json() == [{"x": 1}]
+    # apify-client reads every one of these headers (Desc included) on each page.
+    assert r.headers["X-Apify-Pagination-Desc"] == "false"
+
+
+def test_dataset_items_filters_and_formats(admin: httpx.Client) -> None:
+    rows = [{"a": 1, "#hidden": 2}, {}, {"a": 3, "b": 4}]
+    assert admin.post("/datasets/demo~invoices/items", json=rows).status_code == 201
+    items = "/datasets/demo~invoices/items"
+    assert admin.get(items, params={"omit": "b,#hidden"}).json() == [{"a": 1}, {}, {"a": 3}]
+    r = admin.get(items, params={"skipEmpty": "1"})
+    assert r.json() == [rows[0], rows[2]]
+    assert r.headers["X-Apify-Pagination-Count"] == "3"  # rows scanned, as the client pages on
+    assert admin.get(items, params={"clean": "true"}).json() == [{"a": 1}, {"a": 3, "b": 4}]
+    r = admin.get(items, params={"format": "jsonl", "limit": 2})
+    assert r.headers["content-type"].startswith("application/jsonl")
+    assert r.text == '{"a":1,"#hidden":2}\n{}\n'
+    r = admin.get(items, params={"format": "csv"})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid-input"
 
 
 # -- username~name addressing -------------------------------------------------------------------

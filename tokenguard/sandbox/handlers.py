@@ -637,33 +637,63 @@ def storage_delete(call: Call) -> Reply:
     return no_content()
 
 
+_ITEM_FORMATS = {"json": "application/json; charset=utf-8", "jsonl": "application/jsonl"}
+
+
+def _keys(raw: str | None) -> list[str]:
+    return [k for k in (raw or "").split(",") if k]
+
+
+def _shape_item(item: Any, fields: list[str], omit: list[str], skip_hidden: bool) -> Any:
+    if not isinstance(item, dict):
+        return item
+    if fields:
+        item = {k: item[k] for k in fields if k in item}
+    if omit or skip_hidden:
+        item = {
+            k: v for k, v in item.items() if k not in omit and not (skip_hidden and k[:1] == "#")
+        }
+    return item
+
+
 def dataset_items_get(call: Call) -> Reply:
-    """GET .../items: a bare JSON array with the X-Apify-Pagination-* headers (D9 read)."""
+    """GET .../items: a bare JSON array with the X-Apify-Pagination-* headers (D9 read).
+
+    Supports offset, limit, desc, fields, omit, clean, skipEmpty, skipHidden and
+    format=json|jsonl. ``Count`` is the number of rows in the page window before
+    skipEmpty/clean drop any (apify-client pages on it).
+    """
     dataset = _target(call)
     assert isinstance(dataset, Dataset)
     offset = call.int_param("offset", 0)
     limit_raw = call.query.get("limit")
     limit = call.int_param("limit", 0) if limit_raw else None
     desc = call.flag("desc")
-    call.flag("clean")
-    call.flag("skipEmpty")
+    clean = call.flag("clean")
+    skip_empty = call.flag("skipEmpty") or clean
+    skip_hidden = call.flag("skipHidden") or clean
+    item_format = (call.query.get("format") or "json").lower()
+    if item_format not in _ITEM_FORMATS:
+        raise invalid(
+            f"format={item_format[:20]!r} is not supported by the sandbox (use json or jsonl)"
+        )
     items = list(reversed(dataset.items)) if desc else dataset.items
     end = None if limit is None or limit == 0 else offset + limit
-    page = items[offset:end]
-    fields = call.query.get("fields")
-    if fields:
-        wanted = [f for f in fields.split(",") if f]
-        page = [
-            {k: item[k] for k in wanted if k in item} if isinstance(item, dict) else item
-            for item in page
-        ]
+    window = items[offset:end]
+    fields, omit = _keys(call.query.get("fields")), _keys(call.query.get("omit"))
+    page = [_shape_item(item, fields, omit, skip_hidden) for item in window]
+    if skip_empty:
+        page = [item for item in page if item != {}]
     headers = {
         "X-Apify-Pagination-Total": str(len(items)),
         "X-Apify-Pagination-Offset": str(offset),
-        "X-Apify-Pagination-Count": str(len(page)),
+        "X-Apify-Pagination-Count": str(len(window)),
         "X-Apify-Pagination-Limit": str(limit if limit else max(len(items), 1)),
         "X-Apify-Pagination-Desc": "true" if desc else "false",
     }
+    if item_format == "jsonl":
+        body = "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in page)
+        return Reply(200, body.encode(), headers, content_type=_ITEM_FORMATS["jsonl"])
     return Reply(200, page, headers)
 
 
