@@ -484,3 +484,42 @@ def test_d14_deleting_an_actor_or_task_deletes_its_webhooks(
         r = admin("GET", f"/webhooks/{hook}")
         assert r.status_code == 404 and error_type(r) == "record-not-found"
     assert {h["id"] for h in admin("GET", "/webhooks").json()["data"]["items"]} == seeded
+
+
+def test_d11_a_storage_own_general_access_overrides_the_account(
+    sandbox: SandboxHandle, admin: Api
+) -> None:
+    # general-resource-access.md, "Per-resource access control": the resource's own setting
+    # takes precedence; FOLLOW_USER_SETTING (the default) follows the account.
+    anon = Api(sandbox, None)
+    products, reports = _id(admin, "datasets", "products"), _id(admin, "datasets", "seo-reports")
+    assert admin("GET", f"/datasets/{products}").json()["data"]["generalAccess"] == (
+        "FOLLOW_USER_SETTING"
+    )
+    r = admin("PUT", f"/datasets/{products}", json={"generalAccess": "ANYONE_WITH_ID_CAN_READ"})
+    assert r.status_code == 200 and r.json()["data"]["generalAccess"] == "ANYONE_WITH_ID_CAN_READ"
+    # A restricted account with one shared dataset: only that one, only by ID, only reads.
+    r = anon("GET", f"/datasets/{products}/items")
+    assert r.status_code == 200 and grant(r) == "anonymous"
+    assert anon("GET", "/datasets/demo~products").status_code == 401
+    assert anon("POST", f"/datasets/{products}/items", json={"a": 1}).status_code == 401
+    assert anon("GET", f"/datasets/{reports}").status_code == 401
+    r = anon("GET", "/datasets/AAAAAAAAAAAAAAAAA")  # a restricted account tells nothing
+    assert r.status_code == 401 and error_type(r) == "token-not-provided"
+    # Shared by name as well.
+    admin("PUT", f"/datasets/{products}", json={"generalAccess": "ANYONE_WITH_NAME_CAN_READ"})
+    assert anon("GET", "/datasets/demo~products/items").status_code == 200
+    # An open account with a dataset set to RESTRICTED: that one needs a token.
+    admin("PUT", "/_sandbox/settings", json={"generalResourceAccess": "ANYONE_WITH_ID_CAN_READ"})
+    admin("PUT", f"/datasets/{reports}", json={"generalAccess": "RESTRICTED"})
+    assert anon("GET", f"/datasets/{reports}").status_code == 401
+    seo_reader = Api(sandbox, sandbox.token("seo-readonly"))
+    assert seo_reader("GET", f"/datasets/{reports}").status_code == 200  # a token still works
+    invoices = _id(admin, "datasets", "invoices")
+    assert anon("GET", f"/datasets/{invoices}").status_code == 200  # follows the account
+    # Back to following the account.
+    admin("PUT", f"/datasets/{reports}", json={"generalAccess": "FOLLOW_USER_SETTING"})
+    assert anon("GET", f"/datasets/{reports}").status_code == 200
+    for bad in ("PUBLIC", 1, ["RESTRICTED"]):
+        r = admin("PUT", f"/datasets/{reports}", json={"generalAccess": bad})
+        assert r.status_code == 400 and error_type(r) == "invalid-input"

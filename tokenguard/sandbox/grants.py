@@ -28,6 +28,7 @@ from tokenguard.sandbox.state import (
     GeneralResourceAccess,
     Kind,
     Resource,
+    ResourceAccess,
     Run,
     SandboxState,
     TokenRow,
@@ -255,14 +256,27 @@ def describe(perm: str, resource: Resource) -> str:
     return f"{perm} on {resource.kind.value} {resource.id}"
 
 
+def general_access(state: SandboxState, resource: Resource) -> str:
+    """The general access that applies to ``resource``: its own setting when it has one
+    other than FOLLOW_USER_SETTING (general-resource-access, "Per-resource access control":
+    it takes precedence), else the account's."""
+    own = resource.fields.get("generalAccess", ResourceAccess.FOLLOW_USER_SETTING)
+    if own == ResourceAccess.FOLLOW_USER_SETTING:
+        return state.general_access.value
+    return str(own)
+
+
 def anonymous_allowed(state: SandboxState, perm: str, resource: Resource, by_name: bool) -> bool:
-    """D11: with ANYONE_WITH_ID_CAN_READ, reads of runs and storages by ID need no token."""
-    return (
-        state.general_access is GeneralResourceAccess.ANYONE_WITH_ID_CAN_READ
-        and perm == READ
-        and not by_name
-        and (resource.kind in STORAGE_KINDS or resource.kind is Kind.RUN)
-    )
+    """D11: with ANYONE_WITH_ID_CAN_READ, reads of runs and storages by ID need no token.
+
+    A storage's own ANYONE_WITH_NAME_CAN_READ opens it by ``username~name`` as well.
+    """
+    if perm != READ or not (resource.kind in STORAGE_KINDS or resource.kind is Kind.RUN):
+        return False
+    access = general_access(state, resource)
+    if access == ResourceAccess.ANYONE_WITH_NAME_CAN_READ:
+        return resource.kind in STORAGE_KINDS
+    return access == GeneralResourceAccess.ANYONE_WITH_ID_CAN_READ and not by_name
 
 
 def authorize(
@@ -346,6 +360,7 @@ __all__ = [
     "authorize_webhook",
     "describe",
     "first_route",
+    "general_access",
     "grant_routes",
     "may",
     "require_unscoped",

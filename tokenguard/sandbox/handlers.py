@@ -42,6 +42,7 @@ from tokenguard.sandbox.state import (
     Kind,
     Record,
     Resource,
+    ResourceAccess,
     Run,
     SandboxState,
     TokenRow,
@@ -618,13 +619,21 @@ def storage_get(call: Call) -> Reply:
 
 
 def storage_update(call: Call) -> Reply:
-    """PUT a storage (rename) (D9: write)."""
+    """PUT a storage: rename, share (``generalAccess``) (D9: write)."""
     storage = _target(call)
     body = call.json_object()
+    access = body.get("generalAccess")
+    if access is not None and access not in [a.value for a in ResourceAccess]:
+        allowed = ", ".join(ResourceAccess)
+        raise invalid(f"generalAccess must be one of {allowed}")
     if "name" in body:
         name = _name(body["name"], label(storage.kind), required=False)
         _free_name(call, storage.kind, name, storage)
         call.state.rename(storage, name)
+    if access == ResourceAccess.FOLLOW_USER_SETTING:
+        storage.fields.pop("generalAccess", None)
+    elif access is not None:
+        storage.fields["generalAccess"] = ResourceAccess(access).value
     _touch(storage, call)
     return data(objects.storage(call.state, storage, call.base_url))
 

@@ -226,7 +226,7 @@ def _storage_common(state: SandboxState, res: Resource) -> dict[str, Any]:
         "actId": run_obj.act_id if isinstance(run_obj, Run) else None,
         "actRunId": run_id,
         "consoleUrl": f"{CONSOLE}/storage/{_STORAGE_PATH[res.kind]}/{res.id}",
-        "generalAccess": "FOLLOW_USER_SETTING",
+        "generalAccess": res.fields.get("generalAccess", "FOLLOW_USER_SETTING"),
     }
 
 

@@ -234,16 +234,21 @@ class SandboxApp:
             base_url=self.base_url,
             token=token,
         )
-        anonymous_possible = (
-            route.anonymous_ok
-            and self.state.general_access is GeneralResourceAccess.ANYONE_WITH_ID_CAN_READ
-        )
-        if token is None and not anonymous_possible:
-            raise SandboxApiError(
-                401, "token-not-provided", "Authentication token was not provided"
-            )
+        if token is None and not route.anonymous_ok:
+            raise _no_token()
         if route.target is not None:
-            call.target, call.by_name = self._resolve(route, params, request.query.get("status"))
+            try:
+                call.target, call.by_name = self._resolve(
+                    route, params, request.query.get("status")
+                )
+            except SandboxApiError:
+                # Without a token, only an open account tells a missing resource (404) from
+                # one that needs a token: a restricted account answers 401 for both (D12).
+                if token is None and self.state.general_access is not (
+                    GeneralResourceAccess.ANYONE_WITH_ID_CAN_READ
+                ):
+                    raise _no_token() from None
+                raise
             if not self.limiter.take_resource(call.target.id, route.rate):
                 raise SandboxApiError(
                     429,
@@ -255,9 +260,7 @@ class SandboxApp:
         try:
             # Only D11 reads get here without a token; anything else needs one (D12).
             if token is None and (call.target is None or route.permission is None):
-                raise SandboxApiError(
-                    401, "token-not-provided", "Authentication token was not provided"
-                )
+                raise _no_token()
             if route.unscoped_only and token is not None:
                 call.grant = require_unscoped(token, route.unscoped_only)
             if route.permission is not None and call.target is not None:
@@ -273,9 +276,7 @@ class SandboxApp:
                     raise Denied("anonymous")
         except Denied as exc:
             if token is None:
-                raise SandboxApiError(
-                    401, "token-not-provided", "Authentication token was not provided"
-                ) from None
+                raise _no_token() from None
             raise forbidden(str(exc)) from None
         reply = route.handler(call)
         if call.grant is not None and not route.listing and reply.status < 400:
@@ -401,9 +402,7 @@ class SandboxApp:
         try:
             token = self._authenticate(request)
             if token is None:
-                raise SandboxApiError(
-                    401, "token-not-provided", "Authentication token was not provided"
-                )
+                raise _no_token()
             if token.id != self.state.admin_token_id:
                 raise forbidden("Sandbox test controls need the sandbox admin token")
             body = await self._read_body(request)
@@ -478,6 +477,14 @@ class SandboxApp:
             for (m, r, s), c in sorted(self.stats.items())
         ]
         return {"total": sum(self.stats.values()), "items": items}
+
+
+def _no_token() -> SandboxApiError:
+    return SandboxApiError(
+        401,
+        "token-not-provided",
+        "Authentication token was not provided: send Authorization: Bearer <token>",
+    )
 
 
 def _too_large() -> SandboxApiError:

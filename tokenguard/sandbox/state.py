@@ -92,6 +92,16 @@ class GeneralResourceAccess(StrEnum):
     ANYONE_WITH_ID_CAN_READ = "ANYONE_WITH_ID_CAN_READ"
 
 
+class ResourceAccess(StrEnum):
+    """A storage's own general access ("Share" dialog); it overrides the account setting
+    unless it is FOLLOW_USER_SETTING (the default)."""
+
+    FOLLOW_USER_SETTING = "FOLLOW_USER_SETTING"
+    RESTRICTED = "RESTRICTED"
+    ANYONE_WITH_ID_CAN_READ = "ANYONE_WITH_ID_CAN_READ"
+    ANYONE_WITH_NAME_CAN_READ = "ANYONE_WITH_NAME_CAN_READ"
+
+
 @dataclass(slots=True)
 class Resource:
     """Fields every stored resource has. ``created_by`` is the creating token's ID (D4)."""
