@@ -27,6 +27,14 @@ Conventions:
   second) and per resource (60 req/s; 200 for key-value records; 400 for run-actor,
   run-task and push-items). Collection routes (lists, creates, the token API) only count
   against the account limit.
+- General access: the account setting (test control below) unless a storage has its own
+  ``generalAccess`` (``PUT`` the storage; FOLLOW_USER_SETTING is the default). Anonymous
+  requests to a restricted account get 401 even for missing resources.
+- Taken names: 409 actor-task-name-not-unique / schedule-name-not-unique where the spec
+  documents Conflict (task create and update, schedule create), else 400 with the spec's
+  ``*-name-not-unique`` type. Deleting an Actor or task deletes its webhooks.
+- Dataset items: offset, limit, desc, fields, omit, clean, skipEmpty, skipHidden,
+  ``format=json|jsonl`` (other formats: 400).
 - Lists of datasets, key-value stores and request queues show named storages unless
   ``?unnamed=1`` (unnamed ones then list with ``name: ""``, since the list schema requires
   a string).
