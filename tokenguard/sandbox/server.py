@@ -75,6 +75,7 @@ http_log.addFilter(_QuietMalformedRequests())
 
 CONTROL_PREFIX = "/v2/_sandbox/"
 _JSON = "application/json; charset=utf-8"
+SHUTDOWN_GRACE_SECONDS = 2.0
 MAX_CLOCK_ADVANCE = 100 * 366 * 86400  # seconds per call: a century
 MAX_CLOCK_YEAR = 9000
 FAULT_STATUSES = frozenset({401, 429, 500, 502, 503, 504})
@@ -574,7 +575,11 @@ class SandboxServer:
         server = web.Server(
             self.app.handle, auto_decompress=False, access_log=None, logger=http_log
         )
-        self._runner = web.ServerRunner(server, handle_signals=False)
+        # Stopping waits for requests in flight, but not for long: a 60 s latency fault
+        # must not hold up Ctrl+C.
+        self._runner = web.ServerRunner(
+            server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         try:
