@@ -94,6 +94,9 @@ def test_token_api_errors(sandbox: SandboxHandle) -> None:
         {"name": "x", "scope": {"actorRunMode": "sometimes"}},
         {"name": "x", "scope": {"defaultRunStorageAccess": "yes"}},
         {"name": "x", "scope": {"resources": [{"type": "dataset"}]}},
+        {"name": "x", "scope": {"account": []}},  # falsy, but not an object
+        {"name": "x", "scope": {"resources": {}}},
+        {"name": "x", "scope": {"resources": 0}},
         {"name": "x", "scopes": None},
         [{"name": "x"}],
     ):

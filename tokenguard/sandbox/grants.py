@@ -110,7 +110,8 @@ def validate_scope(state: SandboxState, raw: Any) -> dict[str, Any] | None:
     unknown_keys = sorted(set(raw) - _SCOPE_KEYS)
     if unknown_keys:
         raise InvalidScope(f"scope: unknown field {', '.join(unknown_keys)}")
-    account_raw = raw.get("account") or {}
+    account_raw = raw.get("account")
+    account_raw = {} if account_raw is None else account_raw
     if not isinstance(account_raw, dict):
         raise InvalidScope("scope.account must be an object")
     account: dict[str, list[str]] = {group: [] for group in ACCOUNT_GROUPS}
@@ -120,7 +121,8 @@ def validate_scope(state: SandboxState, raw: Any) -> dict[str, Any] | None:
                 f"scope.account: unknown group {group!r} (allowed: {', '.join(ACCOUNT_GROUPS)})"
             )
         account[group] = _perm_list(perms, ACCOUNT_GROUPS[group], f"scope.account.{group}")
-    resources_raw = raw.get("resources") or []
+    resources_raw = raw.get("resources")
+    resources_raw = [] if resources_raw is None else resources_raw
     if not isinstance(resources_raw, list):
         raise InvalidScope("scope.resources must be a list")
     resources: list[dict[str, Any]] = []
