@@ -447,7 +447,21 @@ def test_fuzzed_bodies_never_500(route: tuple[str, str], body: Any) -> None:
         ]
     ),
     ref=st.text(min_size=1, max_size=40).filter(lambda s: s not in (".", "..")),
-    suffix=st.sampled_from(["", "/items", "/keys", "/runs", "/records/x", "/abort", "/dataset"]),
+    suffix=st.sampled_from(
+        [
+            "",
+            "/items",
+            "/keys",
+            "/runs",
+            "/records/x",
+            "/abort",
+            "/dataset",
+            "/log",
+            "/runs/last",
+            "/runs/last/key-value-store/records/x",
+            "/key-value-store/records/%FF",
+        ]
+    ),
     method=st.sampled_from(["GET", "PUT", "POST", "DELETE"]),
 )
 def test_fuzzed_paths_never_500(collection: str, ref: str, suffix: str, method: str) -> None:
