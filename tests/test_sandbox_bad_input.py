@@ -228,8 +228,13 @@ def test_unknown_routes_and_methods(http: httpx.Client) -> None:
     assert_error(http.get("/nope"), 404, "page-not-found")
     assert_error(http.get("/datasets/demo~products/nope"), 404, "page-not-found")
     assert_error(httpx.get(str(http.base_url).replace("/v2", "/")), 404, "page-not-found")
-    assert_error(http.patch("/datasets/demo~products"), 405, "method-not-allowed")
-    assert_error(http.post("/users/me"), 405, "method-not-allowed")
+    r = http.patch("/datasets/demo~products")
+    assert_error(r, 405, "method-not-allowed")
+    assert r.headers["Allow"] == "DELETE, GET, PUT"
+    assert r.json()["error"]["message"].endswith("methods: DELETE,GET,PUT")
+    r = http.post("/users/me")
+    assert_error(r, 405, "method-not-allowed")
+    assert r.headers["Allow"] == "GET"
     assert_error(http.get("/_sandbox/nope"), 404, "page-not-found")
     assert_alive(http)
 

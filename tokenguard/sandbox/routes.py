@@ -190,15 +190,18 @@ class RouteTable:
             segs = route.segments
             self._by_length.setdefault(len(segs), []).append((segs, route))
 
-    def match(self, method: str, segments: list[str]) -> tuple[Route | None, dict[str, str], bool]:
+    def match(
+        self, method: str, segments: list[str]
+    ) -> tuple[Route | None, dict[str, str], tuple[str, ...]]:
         """Match decoded path segments (of ``/v2/...``, leading empty segment included).
 
-        Returns ``(route, params, path_known)``; ``path_known`` without a route means 405.
+        Returns ``(route, params, allowed)`` where ``allowed`` lists the methods served on
+        the path; no route with a non-empty ``allowed`` means 405, an empty one 404.
         """
         parts = segments[1:] if segments and segments[0] == "" else segments
         if parts and parts[-1] == "":
             parts = parts[:-1]  # a trailing slash
-        path_known = False
+        allowed: list[str] = []
         for segs, route in self._by_length.get(len(parts), ()):
             params: dict[str, str] = {}
             for pattern_seg, seg in zip(segs, parts, strict=True):
@@ -209,8 +212,7 @@ class RouteTable:
                 elif pattern_seg != seg:
                     break
             else:
-                # Literal segments beat parameters ("runs/last" is not a run ID).
-                path_known = True
                 if route.method == method:
-                    return route, params, True
-        return None, {}, path_known
+                    return route, params, (method,)
+                allowed.append(route.method)
+        return None, {}, tuple(sorted(set(allowed)))

@@ -153,7 +153,7 @@ class SandboxApp:
             method = "GET"
         if path.startswith(CONTROL_PREFIX):
             return await self._control(request, method, path)
-        route, params, known = self.table.match(method, segments)
+        route, params, allowed = self.table.match(method, segments)
         pattern = route.pattern if route is not None else "<unknown>"
 
         fault = self._next_fault()
@@ -178,7 +178,7 @@ class SandboxApp:
                 return self._finish(request.method, pattern, self._error(error))
 
         try:
-            reply = await self._dispatch(request, method, path, (route, params, known))
+            reply = await self._dispatch(request, method, path, (route, params, allowed))
         except SandboxApiError as exc:
             response = self._error(exc)
         else:
@@ -206,9 +206,9 @@ class SandboxApp:
         request: web.BaseRequest,
         method: str,
         path: str,
-        match: tuple[Route | None, dict[str, str], bool],
+        match: tuple[Route | None, dict[str, str], tuple[str, ...]],
     ) -> Reply:
-        route, params, known = match
+        route, params, allowed = match
         if not self.limiter.take_account():
             raise SandboxApiError(
                 429,
@@ -217,9 +217,14 @@ class SandboxApp:
                 {"X-RateLimit-Limit": self.limiter.account_limit},
             )
         if route is None:
-            if known:
+            if allowed:
+                methods = ",".join(allowed)
                 raise SandboxApiError(
-                    405, "method-not-allowed", f"Method {request.method} is not allowed here"
+                    405,
+                    "method-not-allowed",
+                    "This API end-point can only be accessed using the following HTTP "
+                    f"methods: {methods}",
+                    {"Allow": ", ".join(allowed)},
                 )
             raise SandboxApiError(404, "page-not-found", f"Page {path!r} was not found")
         body = await self._read_body(request)
