@@ -56,6 +56,11 @@ def test_serve_json_then_sigterm() -> None:
             proc.wait()
 
 
+def _token_count(text: str) -> int:
+    """Distinct tokens in ``text`` (a count, so a failing assert never prints one)."""
+    return len(set(TOKEN_PATTERN.findall(text)))
+
+
 def _admin_preview(url: str, admin_token: str) -> str:
     r = httpx.get(url + "/v2/users/me/tokens", headers={"Authorization": f"Bearer {admin_token}"})
     (admin,) = [t for t in r.json()["data"]["items"] if t["name"] == "sandbox-admin"]
@@ -68,11 +73,14 @@ def test_serve_prints_no_token_but_its_own_admin_token() -> None:
     try:
         assert proc.stdout is not None
         ready = json.loads(proc.stdout.readline())
-        assert TOKEN_PATTERN.fullmatch(ready["admin_token"])
-        assert ready["admin_token"].endswith(_admin_preview(ready["url"], ready["admin_token"]))
+        admin = ready["admin_token"]
+        is_admin = bool(TOKEN_PATTERN.fullmatch(admin)) and admin.endswith(
+            _admin_preview(ready["url"], admin)
+        )
+        assert is_admin, "the printed token is not the sandbox-admin token"
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
-        assert TOKEN_PATTERN.findall(out + err) == []
+        assert _token_count(out + err) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -91,23 +99,24 @@ def test_serve_words_then_sigint() -> None:
             lines.append(line)
         text = "".join(lines)
         url = first.split("serving ", 1)[1].split()[0]
-        tokens = set(TOKEN_PATTERN.findall(text))
-        assert len(tokens) == 1  # the admin token, and no other of the seeded ones
-        (admin,) = tokens
-        assert admin.endswith(_admin_preview(url, admin))
+        assert _token_count(text) == 1  # the admin token, and no other of the seeded ones
+        admin = TOKEN_PATTERN.findall(text)[0]
+        is_admin = admin.endswith(_admin_preview(url, admin))
+        assert is_admin, "the printed token is not the sandbox-admin token"
         # It says how to use it: environment for tokenguard, curl, apify-client.
-        for expected in (
-            f"export APIFY_API_BASE_URL={url}",
-            f"export APIFY_TOKEN={admin}",
-            "Authorization: Bearer $APIFY_TOKEN",
-            f'api_url="{url}"',
+        for what, expected in (
+            ("base URL", f"export APIFY_API_BASE_URL={url}"),
+            ("token", f"export APIFY_TOKEN={admin}"),
+            ("curl", "Authorization: Bearer $APIFY_TOKEN"),
+            ("apify-client", f'api_url="{url}"'),
         ):
-            assert expected in text, expected
+            said = expected in text
+            assert said, f"the text mode does not show the {what} line"
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0
         assert "sandbox stopped" in err and "Traceback" not in err
-        assert TOKEN_PATTERN.findall(out + err) == []
+        assert _token_count(out + err) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
