@@ -27,7 +27,7 @@ def test_create_returns_secret_once(empty_sandbox: SandboxHandle) -> None:
     r = http.post("/users/me/tokens", json={"name": "ci", "description": "CI reader"})
     assert r.status_code == 201
     data = r.json()["data"]
-    assert TOKEN_PATTERN.fullmatch(data["token"])
+    assert TOKEN_PATTERN.fullmatch(data["token"]) is not None, "not an apify_api_ token"
     assert set(data) == {"id", "name", "description", "createdAt", "expiresAt", "scope", "token"}
     assert data["scope"] is None and data["expiresAt"] is None
     assert re.fullmatch(r"[A-Za-z0-9]{17}", data["id"])
@@ -37,7 +37,8 @@ def test_create_returns_secret_once(empty_sandbox: SandboxHandle) -> None:
         assert "token" not in item and len(item["tokenPreview"]) == 4
     one = http.get(f"/users/me/tokens/{data['id']}").json()["data"]
     assert "token" not in one and one["tokenPreview"] == data["token"][-4:]
-    assert data["token"] not in http.get("/users/me/tokens").text
+    listed_secret = data["token"] in http.get("/users/me/tokens").text
+    assert not listed_secret, "the token list shows a secret"
 
 
 def test_secrets_are_random_and_distinct(empty_sandbox: SandboxHandle) -> None:
