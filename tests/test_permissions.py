@@ -30,8 +30,10 @@ from tokenguard.permissions import (
     ScheduleActionType,
     Scope,
     TokenContext,
+    anonymous_read_allowed,
     decide,
     effective_access,
+    general_access_of,
     required_access,
     schedule_escalation_paths,
     scope_covers,
@@ -351,6 +353,111 @@ def test_d11_general_resource_access() -> None:
     allowed(check(own, Operation.DATASET_GET, DATASET, OPEN), GrantRoute.RESOURCE)
 
 
+# D11 per resource (general-resource-access.md, "Per-resource access control" and "Sharing
+# storages by name"): a storage's or run's own setting takes precedence over the account's.
+SHARED_DS = Resource(
+    K.DATASET,
+    "dsShared",
+    name="public",
+    username="alice",
+    general_access=GeneralAccess.ANYONE_WITH_ID_CAN_READ,
+)
+NAMED_DS = Resource(
+    K.DATASET,
+    "dsNamed",
+    name="feed",
+    username="alice",
+    general_access=GeneralAccess.ANYONE_WITH_NAME_CAN_READ,
+)
+CLOSED_KVS = Resource(K.KEY_VALUE_STORE, "kvClosed", general_access=GeneralAccess.RESTRICTED)
+SHARED_RUN = replace(TASK_RUN, id="run9", general_access=GeneralAccess.ANYONE_WITH_ID_CAN_READ)
+
+
+def test_d11_a_shared_storage_of_a_restricted_account_is_read_by_anyone_with_its_id() -> None:
+    for token in (None, EMPTY):
+        allowed(check(token, Operation.DATASET_GET, SHARED_DS), GrantRoute.ANONYMOUS)
+        allowed(check(token, Operation.DATASET_ITEMS_GET, SHARED_DS), GrantRoute.ANONYMOUS)
+    d = check(None, Operation.DATASET_GET, SHARED_DS)
+    assert d.reasons == ("anyone with the ID may read (its own general access: "
+                         "ANYONE_WITH_ID_CAN_READ)",)  # fmt: skip
+    # Never writes, never by name, and other storages of the account stay restricted.
+    denied(check(None, Operation.DATASET_ITEMS_PUSH, SHARED_DS), 401)
+    denied(check(EMPTY, Operation.DATASET_DELETE, SHARED_DS), 403)
+    denied(check(None, Operation.DATASET_GET, SHARED_DS, by_name=True), 401)
+    denied(check(EMPTY, Operation.DATASET_GET, SHARED_DS, by_name=True), 403)
+    denied(check(None, Operation.DATASET_GET, DATASET), 401)
+    denied(check(None, Operation.DATASET_GET, None), 401)  # missing: the account decides
+    # A token's own route still wins (D18 order).
+    own = scope(None, (ResourceType.DATASET, "dsShared", {R}))
+    allowed(check(own, Operation.DATASET_GET, SHARED_DS), GrantRoute.RESOURCE)
+
+
+def test_d11_a_restricted_storage_of_an_open_account_needs_a_token() -> None:
+    denied(check(None, Operation.KV_STORE_GET, CLOSED_KVS, OPEN), 401)
+    denied(check(None, Operation.RECORD_GET, CLOSED_KVS, OPEN), 401)
+    denied(check(EMPTY, Operation.KV_STORE_KEYS, CLOSED_KVS, OPEN), 403)
+    reader = scope(None, (ResourceType.KEY_VALUE_STORE, "kvClosed", {R}))
+    allowed(check(reader, Operation.KV_STORE_KEYS, CLOSED_KVS, OPEN), GrantRoute.RESOURCE)
+    # The rest of the open account is still open; a missing one is a 404.
+    allowed(check(None, Operation.KV_STORE_GET, KVS, OPEN), GrantRoute.ANONYMOUS)
+    denied(check(None, Operation.KV_STORE_GET, None, OPEN), 404)
+
+
+def test_d11_anyone_with_name_can_read_opens_reads_by_id_and_by_name() -> None:
+    for by_name in (False, True):
+        for token in (None, EMPTY):
+            d = check(token, Operation.DATASET_ITEMS_GET, NAMED_DS, by_name=by_name)
+            allowed(d, GrantRoute.ANONYMOUS)
+    assert "ID or name" in check(None, Operation.DATASET_GET, NAMED_DS).reasons[0]
+    denied(check(None, Operation.DATASET_ITEMS_PUSH, NAMED_DS, by_name=True), 401)
+    denied(check(EMPTY, Operation.DATASET_UPDATE, NAMED_DS, by_name=True), 403)
+    # The account's "anyone with ID" never opens names (it is the storage's own level).
+    denied(check(None, Operation.DATASET_GET, DATASET, OPEN, by_name=True), 401)
+
+
+def test_d11_own_general_access_of_runs_and_other_kinds() -> None:
+    # A run's own setting follows the same page (runs are shared like storages).
+    allowed(check(None, Operation.RUN_GET, SHARED_RUN), GrantRoute.ANONYMOUS)
+    denied(check(EMPTY, Operation.RUN_ABORT, SHARED_RUN), 403)
+    closed_run = replace(RUN, general_access=GeneralAccess.RESTRICTED)
+    denied(check(None, Operation.RUN_GET, closed_run, OPEN), 401)
+    # Tasks, Actors and schedules are "not affected by this setting".
+    open_task = replace(TASK, general_access=GeneralAccess.ANYONE_WITH_ID_CAN_READ)
+    denied(check(None, Operation.TASK_GET, open_task), 401)
+    assert general_access_of(open_task, ACCOUNT) is GeneralAccess.RESTRICTED
+    assert general_access_of(SHARED_DS, ACCOUNT) is GeneralAccess.ANYONE_WITH_ID_CAN_READ
+    assert general_access_of(DATASET, OPEN) is GeneralAccess.ANYONE_WITH_ID_CAN_READ
+    assert anonymous_read_allowed(NAMED_DS, ACCOUNT, by_name=True) is True
+    assert anonymous_read_allowed(SHARED_DS, ACCOUNT, by_name=True) is False
+    assert anonymous_read_allowed(CLOSED_KVS, OPEN) is False
+
+
+def test_d11_effective_access_applies_the_own_setting_per_resource() -> None:
+    twin = replace(SHARED_DS, id="dsTwin", name=None, general_access=None)
+    closed = replace(DATASET, id="dsClosed", general_access=GeneralAccess.RESTRICTED)
+    resources = (*ALL, SHARED_DS, NAMED_DS, CLOSED_KVS, SHARED_RUN, twin, closed)
+    index = ResourceIndex(resources)
+    for account in (ACCOUNT, OPEN):
+        ea = effective_access("tok1", EMPTY, index, account, now=NOW, include_anonymous=True)
+        table = dict(zip(resources, ea.table(), strict=True))
+        for r in resources:
+            assert ea[r] == table[r]
+            expected = anonymous_read_allowed(r, account) and (
+                r.kind in (K.DATASET, K.KEY_VALUE_STORE, K.REQUEST_QUEUE, K.RUN)
+            )
+            assert (R in table[r].permissions) is expected, (account, r.label, table[r])
+            if expected:
+                assert table[r].routes[R] is GrantRoute.ANONYMOUS
+        # Same shape but for the own setting: different classes, different answers.
+        assert index.class_of[resources.index(twin)] != index.class_of[resources.index(closed)]
+        assert (R in ea[SHARED_DS].permissions) and (R not in ea[CLOSED_KVS].permissions)
+        assert (R in ea[twin].permissions) is (account is OPEN)
+        assert R not in ea[closed].permissions
+    # Without include_anonymous, nothing is opened.
+    plain = effective_access("tok1", EMPTY, index, ACCOUNT, now=NOW)
+    assert not plain[SHARED_DS].permissions
+
+
 # D12: authentication first.
 def test_d12_invalid_tokens_are_401_even_for_open_reads() -> None:
     full = Scope.full()
@@ -625,6 +732,15 @@ def test_scope_covers() -> None:
     other = _ra("GET", "/v2/datasets/d2")
     assert scope_covers(EMPTY, other) is None
     assert scope_covers(EMPTY, other, general_access=GeneralAccess.RESTRICTED) is False
+    # The storage's own "anyone with ID or name" (D11 per resource) may open names too.
+    by_name = _ra("GET", "/v2/datasets/alice~feed/items")
+    assert (
+        scope_covers(EMPTY, by_name, general_access=GeneralAccess.ANYONE_WITH_ID_CAN_READ) is False
+    )
+    assert (
+        scope_covers(EMPTY, by_name, general_access=GeneralAccess.ANYONE_WITH_NAME_CAN_READ) is None
+    )
+    assert scope_covers(EMPTY, by_name) is None  # unknown: the storage may be shared by name
     assert scope_covers(EMPTY, _ra("POST", "/v2/datasets/d2/items")) is False
     creator = scope({AccountGroup.STORAGES: {C}})
     assert scope_covers(creator, _ra("POST", "/v2/datasets")) is True
@@ -801,10 +917,19 @@ def accounts(draw: st.DrawFn) -> tuple[Resource, ...]:
                 default_key_value_store_id=draw(st.sampled_from([None, "kvRun", "kv1"])),
             )
         )
+    # Storages (and runs, above) sometimes carry their own general access (D11 per resource).
+    own = st.sampled_from([None, None, *GeneralAccess])
+    out = [replace(r, general_access=draw(own)) if r.kind is K.RUN else r for r in out]
     for sid in ("dsRun", "ds1", "ds2", "ds3"):
-        out.append(Resource(K.DATASET, sid, created_by_token=draw(creator)))
+        out.append(
+            Resource(K.DATASET, sid, created_by_token=draw(creator), general_access=draw(own))
+        )
     for sid in ("kvRun", "kv1"):
-        out.append(Resource(K.KEY_VALUE_STORE, sid, created_by_token=draw(creator)))
+        out.append(
+            Resource(
+                K.KEY_VALUE_STORE, sid, created_by_token=draw(creator), general_access=draw(own)
+            )
+        )
     out.append(Resource(K.SCHEDULE, "sch1", created_by_token=draw(creator)))
     for i in range(draw(st.integers(0, 3))):
         on_task = draw(st.booleans()) and task_ids
@@ -849,6 +974,17 @@ def test_effective_access_agrees_with_decide(
             assert own == (perm in held), (r.label, perm, d.explain(), row)
             if own:
                 assert row.routes[perm] is d.grant
+    # With anonymous reads: each storage's or run's own general access, else the account's.
+    anon = effective_access("tok1", s, index, account, now=NOW, include_anonymous=True)
+    for r, row in zip(resources, anon.table(), strict=True):
+        assert anon[r] == row
+        for (kind, perm), op in _OP_FOR.items():
+            if kind is not r.kind or perm is not R:
+                continue
+            d = decide(tok(s), op, r, account, related=index, now=NOW, facts_complete=True)
+            assert d.allowed == (R in row.permissions), (r.label, d.explain(), row)
+            if d.allowed:
+                assert row.routes[R] is d.grant
 
 
 # Property: scope_covers (no facts) never contradicts decide (all facts).
@@ -963,7 +1099,8 @@ def test_scope_covers_never_contradicts_decide(
         for path, named in paths:
             access = required_access(method, path)
             assert access is not None and access.operation is op, (method, path, access)
-            covers = scope_covers(s, access, general_access=account.general_access)
+            general = general_access_of(target, account) if target else account.general_access
+            covers = scope_covers(s, access, general_access=general)
             d = decide(
                 tok(s),
                 op,

@@ -83,8 +83,10 @@ __all__ = [
     "ScheduleActionType",
     "Scope",
     "TokenContext",
+    "anonymous_read_allowed",
     "decide",
     "effective_access",
+    "general_access_of",
     "is_anonymous_readable",
     "is_create_operation",
     "is_list_operation",
@@ -134,10 +136,18 @@ class RunMode(StrEnum):
 
 
 class GeneralAccess(StrEnum):
-    """The account's "General resource access" setting."""
+    """General resource access: the account's setting, or a storage's or run's own.
+
+    DOC_GENERAL_ACCESS: the account setting is RESTRICTED ("Restricted (default)") or
+    ANYONE_WITH_ID_CAN_READ; "Per-resource access control" lets one resource override it,
+    and "Sharing storages by name" adds ANYONE_WITH_NAME_CAN_READ ("Anyone with ID or name can
+    read"), which "applies to storages only". A resource that follows the account
+    (the API's ``FOLLOW_USER_SETTING``) is ``Resource.general_access=None``.
+    """
 
     RESTRICTED = "RESTRICTED"
     ANYONE_WITH_ID_CAN_READ = "ANYONE_WITH_ID_CAN_READ"
+    ANYONE_WITH_NAME_CAN_READ = "ANYONE_WITH_NAME_CAN_READ"
 
 
 STORAGE_TYPES: frozenset[ResourceType] = frozenset(
@@ -340,6 +350,9 @@ class Resource:
     ``task_id``: a run's task (if started from one), or a webhook whose condition is a task.
     ``actions``: a schedule's actions. ``default_*_id``: a run's default storages.
     ``created_by_token``: ID of the token that created the resource (None: unknown/other).
+    ``general_access``: a storage's or run's own general access (DOC_GENERAL_ACCESS,
+    "Per-resource access control": it "takes precedence over the account setting"); None
+    follows the account (the API's ``FOLLOW_USER_SETTING``). Ignored for other kinds.
     """
 
     kind: ResourceKind
@@ -353,6 +366,7 @@ class Resource:
     default_key_value_store_id: str | None = None
     default_request_queue_id: str | None = None
     created_by_token: str | None = None
+    general_access: GeneralAccess | None = None
 
     @property
     def key(self) -> tuple[ResourceKind, str]:
@@ -559,6 +573,55 @@ def is_anonymous_readable(operation: Operation) -> bool:
     return spec.verb is _Verb.GET and (spec.kind in STORAGE_KINDS or spec.kind is _K.RUN)
 
 
+def general_access_of(resource: Resource, account: Account) -> GeneralAccess:
+    """The general access that governs anonymous reads of ``resource``.
+
+    DOC_GENERAL_ACCESS "Per-resource access control": "the account level access control can
+    be changed on individual resources ... the resource level setting takes precedence over
+    the account setting". The setting covers storages and runs only ("This setting affects
+    ... Actor runs, Actor builds, Storages"), so other kinds always follow the account.
+    """
+    own = resource.general_access
+    if own is not None and (resource.kind in STORAGE_KINDS or resource.kind is _K.RUN):
+        return own
+    return account.general_access
+
+
+def _opens(general: GeneralAccess, kind: ResourceKind | None, by_name: bool) -> bool:
+    """Does ``general`` let anyone read a ``kind`` addressed by ID (or by name)? (D11)
+
+    DOC_GENERAL_ACCESS: "Anyone with ID can read" opens reads by ID only; "Sharing storages
+    by name": "Anyone with ID or name can read" also opens ``username~name`` and "applies to
+    storages only" (runs have no name: there it opens reads by ID).
+    """
+    if general is GeneralAccess.RESTRICTED or not (kind in STORAGE_KINDS or kind is _K.RUN):
+        return False
+    if general is GeneralAccess.ANYONE_WITH_NAME_CAN_READ and kind in STORAGE_KINDS:
+        return True
+    return not by_name
+
+
+def anonymous_read_allowed(resource: Resource, account: Account, *, by_name: bool = False) -> bool:
+    """May anyone (no token, or a token without read) read ``resource``? (D11)
+
+    Its own general access when it has one, else the account's (:func:`general_access_of`);
+    ``by_name``: the read addresses it as ``username~name``. Only reads (GETs of the storage,
+    its items, keys and records, or of the run) are ever opened: see :func:`is_anonymous_readable`.
+    """
+    return _opens(general_access_of(resource, account), resource.kind, by_name)
+
+
+def _anonymous_reason(resource: Resource | None, account: Account) -> str:
+    """The reason an anonymous read names: the account's setting or the resource's own."""
+    if resource is not None and general_access_of(resource, account) is not account.general_access:
+        own = general_access_of(resource, account)
+        who = "ID or name" if own is GeneralAccess.ANYONE_WITH_NAME_CAN_READ else "ID"
+        return f"anyone with the {who} may read (its own general access: {own.value})"
+    if account.general_access is GeneralAccess.ANYONE_WITH_NAME_CAN_READ:
+        return "anyone with the ID or name may read (general resource access)"
+    return "anyone with the ID may read (general resource access)"
+
+
 # ---------------------------------------------------------------------------------------------
 # Decisions
 # ---------------------------------------------------------------------------------------------
@@ -726,7 +789,17 @@ class ResourceIndex:
 
     def _shape(self, r: Resource, pos: int) -> tuple[object, ...]:
         """What the rules look at besides grants: resources with the same shape that no grant
-        names (directly or through what they depend on) get the same access."""
+        names (directly or through what they depend on) get the same access.
+
+        A storage's or run's own general access decides its anonymous read (DOC_GENERAL_ACCESS
+        "Per-resource access control"), so it is part of the shape."""
+        shape = self._dependency_shape(r, pos)
+        if r.general_access is not None and (r.kind in STORAGE_KINDS or r.kind is _K.RUN):
+            return (*shape, r.general_access)
+        return shape
+
+    def _dependency_shape(self, r: Resource, pos: int) -> tuple[object, ...]:
+        """The part of the shape that comes from what ``r`` depends on."""
         if r.kind is _K.TASK:
             return (r.kind, self._ref_state(_K.ACTOR, r.actor_id))
         if r.kind is _K.RUN:
@@ -748,7 +821,7 @@ class ResourceIndex:
             return (r.kind,)
         if len(runs) > 1:
             return ("own", pos)  # shared by several runs: always evaluated on its own
-        return (r.kind, "default storage", self._shape(runs[0], pos))
+        return (r.kind, "default storage", self._dependency_shape(runs[0], pos))
 
     def _ref_state(self, kind: ResourceKind, ref: str | None) -> int:
         """0: no reference; 1: refers to an indexed resource; 2: to a missing one."""
@@ -997,13 +1070,13 @@ def decide(
     """
     now = now or _utcnow()
     spec = _SPECS[operation]
-    general = account.general_access
-    anonymous_ok = (
-        general is GeneralAccess.ANYONE_WITH_ID_CAN_READ
-        and is_anonymous_readable(operation)
-        and not by_name
-    )
-    anon_reason = "anyone with the ID may read (general resource access)"
+    # D11 per resource: DOC_GENERAL_ACCESS "Per-resource access control" (a storage's or run's
+    # own setting "takes precedence over the account setting") and "Sharing storages by name"
+    # (ANYONE_WITH_NAME_CAN_READ also opens ``username~name``). A target that does not exist
+    # has no setting of its own: the account's decides between 401 and 404.
+    general = general_access_of(target, account) if target is not None else account.general_access
+    anonymous_ok = is_anonymous_readable(operation) and _opens(general, spec.kind, by_name)
+    anon_reason = _anonymous_reason(target, account)
 
     # D12: authentication comes first. DOC_GENERAL_ACCESS: with "Restricted (default)" "a
     # valid token needs to be provided"; with "Anyone with ID can read" resources "can be
@@ -1230,8 +1303,10 @@ KIND_PERMISSIONS: Mapping[ResourceKind, tuple[Permission, ...]] = {
 }
 
 
-def _access_of(ev: _Evaluator, r: Resource, anonymous: bool) -> Access:
-    """The access ``ev``'s token holds on ``r`` (consistent with :func:`decide`)."""
+def _access_of(ev: _Evaluator, r: Resource, anonymous: str | None) -> Access:
+    """The access ``ev``'s token holds on ``r`` (consistent with :func:`decide`).
+
+    ``anonymous``: the reason anyone may read ``r`` (D11), or None when nobody may."""
     options: dict[Permission, list[_Via]] = {}
     if ev.scope.unscoped:
         route = _Via(GrantRoute.UNSCOPED, "unscoped token")
@@ -1248,10 +1323,8 @@ def _access_of(ev: _Evaluator, r: Resource, anonymous: bool) -> Access:
         options = {Permission.READ: manage, Permission.WRITE: manage}
     else:
         options = {p: ev.direct(p, r) for p in (Permission.READ, Permission.WRITE)}
-    if anonymous and Permission.READ in options and not options[Permission.READ]:
-        options[Permission.READ] = [
-            _Via(GrantRoute.ANONYMOUS, "anyone with the ID may read (general resource access)")
-        ]
+    if anonymous is not None and Permission.READ in options and not options[Permission.READ]:
+        options[Permission.READ] = [_Via(GrantRoute.ANONYMOUS, anonymous)]
     held: list[Permission] = []
     reasons: list[str] = []
     routes: dict[Permission, GrantRoute] = {}
@@ -1291,7 +1364,7 @@ class EffectiveAccess(Mapping[Resource, Access]):
         index: ResourceIndex,
         *,
         invalid: str | None = None,
-        anonymous: bool = False,
+        anonymous: Account | None = None,
     ) -> None:
         self._ev = ev
         self._index = index
@@ -1367,8 +1440,15 @@ class EffectiveAccess(Mapping[Resource, Access]):
         )
         return found
 
-    def _anonymous_for(self, resource: Resource) -> bool:
-        return self._anonymous and (resource.kind in STORAGE_KINDS or resource.kind is _K.RUN)
+    def _anonymous_for(self, resource: Resource) -> str | None:
+        """Why anyone may read ``resource`` by ID (D11, per resource), or None.
+
+        The resource's own general access is part of its class shape, so a class shares one
+        answer (DOC_GENERAL_ACCESS "Per-resource access control")."""
+        account = self._anonymous
+        if account is None or not anonymous_read_allowed(resource, account):
+            return None
+        return _anonymous_reason(resource, account)
 
     def __getitem__(self, resource: Resource) -> Access:
         if self._invalid is not None:
@@ -1457,8 +1537,9 @@ def effective_access(
 
     Same rules as :func:`decide`. Pass a :class:`ResourceIndex` (or the same tuple each time)
     when evaluating many tokens against one account. ``include_anonymous`` adds reads that
-    the account's general resource access opens to anyone with the ID (D11); they are not the
-    token's own access, so they are off by default.
+    general resource access opens to anyone with the ID (D11): each storage's or run's own
+    ``general_access`` when set, else the account's. They are not the token's own access, so
+    they are off by default.
     """
     index = _index_of(resources)
     token = TokenContext(token_id or "", scope, expires_at, revoked)
@@ -1466,10 +1547,9 @@ def effective_access(
     if invalid is not None:
         return EffectiveAccess(None, index, invalid=invalid)
     ev = _Evaluator(token_id, _CompiledScope.of(scope), index, complete=True)
-    anonymous = (
-        include_anonymous and account.general_access is GeneralAccess.ANYONE_WITH_ID_CAN_READ
-    )
-    return EffectiveAccess(ev, index, anonymous=anonymous)
+    # Per resource (DOC_GENERAL_ACCESS "Per-resource access control"): a shared storage of a
+    # restricted account is readable by anyone, a restricted one of an open account is not.
+    return EffectiveAccess(ev, index, anonymous=account if include_anonymous else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1641,7 +1721,11 @@ def scope_covers(
     True: it clearly does; False: it clearly does not; None: it depends on facts the scope
     does not hold (a task's Actor, a run's Actor, who created the resource, whether it is a
     run's default storage, the account's general resource access, or an ID/``username~name``
-    alias). Pass ``general_access`` when known to rule the anonymous-read route in or out.
+    alias). Pass ``general_access`` when known to rule the anonymous-read route in or out: the
+    setting that applies to the addressed resource (its own when it has one, else the
+    account's, :func:`general_access_of`). The account's setting alone does not rule it out:
+    one storage may be shared on a restricted account (DOC_GENERAL_ACCESS "Per-resource
+    access control").
     """
     if scope.unscoped:
         return True  # D15
@@ -1736,10 +1820,11 @@ def scope_covers(
     if (
         kind in STORAGE_KINDS
         and needed is Permission.READ
-        and general_access is not GeneralAccess.RESTRICTED
-        and "~" not in ref
+        and (general_access is None or _opens(general_access, kind, "~" in ref))
     ):
-        return None  # anyone with the ID may read, if the account allows it (D11)
+        # Anyone with the ID (or, for ANYONE_WITH_NAME_CAN_READ, the name) may read, if the
+        # setting that applies to the storage allows it (D11, DOC_GENERAL_ACCESS).
+        return None
     if any(t is rtype for t, _ in cs.by_ref):
         return None  # a grant by ID may name this ``username~name`` (or the reverse), D16
     return False
