@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from tokenguard.cli.main import main
 from tokenguard.demo import DemoOptions, DemoStep, StepKind, find_policies, run_demo
 from tokenguard.errors import ConfigError
-from tokenguard.secrets import TOKEN_PATTERN
+from tokenguard.secrets import TOKEN_PATTERN, redact
 from tokenguard.vault import Unlocker, Vault
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,11 @@ def _port_closed(port: int) -> bool:
 
 def _demo_dirs() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("tokenguard-demo-*")}
+
+
+def _has_token(text: str) -> bool:
+    # A bool, so a failing assert names no secret.
+    return TOKEN_PATTERN.search(text) is not None
 
 
 def _step_text(step: DemoStep) -> str:
@@ -86,9 +91,10 @@ def test_run_demo_steps_secrets_and_cleanup(tmp_path: Path) -> None:
         assert {"ci-scraper.1", "ci-scraper.2", "reporting.1", "invoice-integration.1"} <= names
         shown = "\n".join(_step_text(s) for s in result.steps)
         for record in records:
-            assert record.secret.reveal() not in shown
+            leaked = record.secret.reveal() in shown  # a bool: a failure cannot print it
+            assert not leaked, f"the demo printed the secret of {record.name}"
             assert record.fingerprint in shown
-        assert TOKEN_PATTERN.search(shown) is None
+        assert not _has_token(shown)
         # The rollback bookkeeping of the throwaway vault stayed in the temporary directory.
         assert (result.workdir / "state").exists()
     finally:
@@ -108,14 +114,14 @@ def test_run_demo_removes_its_temporary_directory(tmp_path: Path) -> None:
 def test_cli_demo_prints_each_step_and_no_secret(tmp_path: Path) -> None:
     report = tmp_path / "demo.html"
     result = CliRunner().invoke(main, ["demo", "--report", str(report)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, redact(result.output)
     out = result.stdout
     for heading in STEP_HEADINGS:
         assert heading in out
     assert out.count("For real:") == 6
     assert "tokenguard rotate --now ci-scraper" in out
     assert str(report.resolve()) in out
-    assert TOKEN_PATTERN.search(result.output) is None
+    assert not _has_token(result.output)
     assert "25/25 requests answered" in result.stderr
 
 
@@ -187,7 +193,7 @@ def test_common_mistakes_say_what_to_do(
     for key, value in env.items():
         monkeypatch.setenv(key, value.format(**fill))
     result = CliRunner().invoke(main, [a.format(**fill) for a in args], input="")
-    assert result.exit_code == code, result.output
+    assert result.exit_code == code, redact(result.output)
     assert result.stderr.startswith("error: ")
     assert advice in result.stderr
     assert "Traceback" not in result.output
@@ -235,12 +241,12 @@ def test_make_demo_in_a_fresh_clone(tmp_path: Path) -> None:
         check=False,
     )
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output
+    assert result.returncode == 0, redact(output)
     for heading in STEP_HEADINGS:
         assert heading in result.stdout
     assert str(clone / "policies") in result.stdout  # the clone's code and policies ran
     assert (clone / "tokenguard-demo-report.html").exists()
-    assert TOKEN_PATTERN.search(output) is None
+    assert not _has_token(output)
     assert _demo_dirs() == before
     assert not (tmp_path / "home").exists()  # nothing written to the user's home
     # Without SKIP_INSTALL, a fresh machine's `make demo` builds .venv and installs first.
@@ -282,5 +288,5 @@ def test_cli_demo_restores_the_failover_log_level(tmp_path: Path) -> None:
     log = logging.getLogger("tokenguard.failover")
     before = log.level
     result = CliRunner().invoke(main, ["demo", "--static", "--report", str(tmp_path / "r.html")])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, redact(result.output)
     assert log.level == before

@@ -31,7 +31,7 @@ import pytest
 
 from tokenguard.policy import load_policies_from_text
 from tokenguard.sandbox.testing import SandboxHandle
-from tokenguard.secrets import TOKEN_PATTERN
+from tokenguard.secrets import TOKEN_PATTERN, redact
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -176,8 +176,8 @@ def test_shell_command_parsing() -> None:
 
 
 def _check_no_secret(text: str, where: str) -> None:
-    leaked = TOKEN_PATTERN.search(text)
-    assert leaked is None, f"{where} printed a token"
+    leaked = TOKEN_PATTERN.search(text) is not None  # a bool: a failure cannot print it
+    assert not leaked, f"{where} printed a token"
 
 
 def _run_shell(block: Block, work: Path, env: dict[str, str]) -> dict[str, str]:
@@ -201,7 +201,7 @@ def _run_shell(block: Block, work: Path, env: dict[str, str]) -> dict[str, str]:
         check=False,
     )
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"README block at line {block.line} failed:\n{output}"
+    assert result.returncode == 0, f"README block at line {block.line} failed:\n{redact(output)}"
     _check_no_secret(output, f"README block at line {block.line}")
     pairs = env_file.read_text().split("\0")
     return dict(p.split("=", 1) for p in pairs if "=" in p)
@@ -221,7 +221,9 @@ def _run_python(block: Block, work: Path, env: dict[str, str]) -> str:
         check=False,
     )
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"README Python example at line {block.line} failed:\n{output}"
+    assert result.returncode == 0, (
+        f"README Python example at line {block.line} failed:\n{redact(output)}"
+    )
     _check_no_secret(output, f"README Python example at line {block.line}")
     return result.stdout
 
