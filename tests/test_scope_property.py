@@ -10,8 +10,9 @@ operation is sent over HTTP with the token (and anonymously) and the status clas
 One sandbox serves the whole hypothesis run; every example makes fresh resources, so examples
 do not see each other's changes (except the sandbox clock, which only moves forward). Each
 example issues three tokens; across examples the tokens rotate through both general-access
-settings, defaultRunStorageAccess on and off, valid / revoked / expired, and tokens that create
-storages, tasks and schedules themselves and then use them.
+settings, defaultRunStorageAccess on and off, valid / revoked / expired, tokens that create
+storages, tasks and schedules themselves and then use them, and storages given their own
+general access (``PUT`` with ``generalAccess`` as admin, then read by ID or ``username~name``).
 
 Exploring: TG_SCOPE_PROPERTY_COLLECT=FILE appends disagreements (JSON lines) instead of
 failing; TG_SCOPE_PROPERTY_STATS=FILE logs every case's operation, status and route.
@@ -78,6 +79,12 @@ _COLLECTION = {
     K.WEBHOOK: "webhooks",
 }
 _EVENTS = ["ACTOR.RUN.SUCCEEDED"]
+_FOLLOW = "FOLLOW_USER_SETTING"
+_STORAGE_READS = {
+    K.DATASET: [Op.DATASET_GET, Op.DATASET_ITEMS_GET],
+    K.KEY_VALUE_STORE: [Op.KV_STORE_GET, Op.KV_STORE_KEYS, Op.RECORD_GET],
+    K.REQUEST_QUEUE: [Op.REQUEST_QUEUE_GET],
+}
 _counter = itertools.count()
 _rounds = itertools.count()
 _TOKENS_PER_EXAMPLE = 3
@@ -242,6 +249,17 @@ class World:
         if value is not self.general:
             self.admin_call("PUT", "/_sandbox/settings", {"generalResourceAccess": value.value})
             self.general = value
+
+    def share(self, storage: Resource, value: GeneralAccess | None) -> Resource:
+        """Set a storage's own general access as admin (``PUT`` needs write, D9); None goes
+        back to FOLLOW_USER_SETTING (general-resource-access.md, "Per-resource access
+        control")."""
+        wire = value.value if value is not None else _FOLLOW
+        data = self.admin_call(
+            "PUT", f"/{_COLLECTION[storage.kind]}/{storage.id}", {"generalAccess": wire}
+        )
+        assert data["generalAccess"] == wire, data
+        return self.add(replace(storage, general_access=value))
 
     def advance(self, seconds: int) -> None:
         data = self.admin_call("POST", "/_sandbox/clock", {"advanceSeconds": seconds})
@@ -808,7 +826,10 @@ def test_sandbox_agrees_with_model(world: World, seed: int) -> None:
             with open(_STATS, "a", encoding="utf-8") as fh:
                 for case, _ in ex.cases:
                     grant = case.decision.grant.value if case.decision.grant else "-"
-                    fh.write(f"{case.who} {case.operation.value} {case.decision.status} {grant}\n")
+                    fh.write(
+                        f"{case.who} {case.operation.value} {case.decision.status} {grant} "
+                        f"{case.general} {'by-name' if '~' in case.path else 'by-id'}\n"
+                    )
     if _COLLECT and problems:
         with open(_COLLECT, "a", encoding="utf-8") as fh:
             fh.write(
@@ -857,6 +878,8 @@ def one_token(w: World, rng: random.Random, n: int) -> Example:
             scope = replace(scope, account=account)
             ops = [Op.TASK_CREATE, Op.SCHEDULE_CREATE, *ops]
     ex.issue(scope)
+    if n % 3 != 2:  # over n, both account settings meet storages with their own setting
+        share_storages(ex)
     for op in ops:
         ex.perform(op)
         while ex.pending:
@@ -875,6 +898,23 @@ def one_token(w: World, rng: random.Random, n: int) -> Example:
         for op in [rng.choice(_ALL_OPS) for _ in range(rng.randint(1, 3))]:
             ex.perform(op)
     return ex
+
+
+def share_storages(ex: Example) -> None:
+    """Give one to three live storages their own general access (or put them back to follow
+    the account), then read each of them (with the token and anonymously, by ID or name)."""
+    w, rng = ex.world, ex.rng
+    pool = [
+        r
+        for r in w.facts.values()
+        if r.kind in _STORAGE_READS
+        and r.key not in ex.deleted
+        and (r.key in w.base or r.key in w.recent)
+    ]
+    for storage in rng.sample(pool, min(len(pool), rng.randint(1, 3))):
+        value = rng.choice([None, *GeneralAccess])
+        shared = w.share(storage, value)
+        ex.pending.extend((op, shared) for op in rng.sample(_STORAGE_READS[storage.kind], 1))
 
 
 # ---------------------------------------------------------------------------------------------
