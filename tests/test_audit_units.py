@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tokenguard.audit.findings import FindingKind, Severity, finding_id, make_fi
 from tokenguard.audit.inventory import HeldToken, Inventory, read_tokens_file, tokens_from_env
 from tokenguard.audit.report import TokenSource
 from tokenguard.errors import UsageError
+from tokenguard.permissions import Permission, ResourceKind
 from tokenguard.sandbox.testing import SandboxHandle
 
 TOKEN_A = "apify_api_" + "A" * 36
@@ -127,37 +129,44 @@ def test_bad_baseline_is_usage_error(tmp_path: Path, doc: str) -> None:
 
 
 # Per-resource general access (Apify: "the resource level setting takes precedence over the
-# account setting"). The sandbox has no per-resource setting, so the facts are given directly.
+# account setting"): the inventory reads it from the list items into Resource.general_access,
+# and the scope model applies it (findings and the access matrix alike).
 
 
-def test_access_override_reads_the_listed_general_access() -> None:
-    from tokenguard.audit.inventory import access_override
+def test_listed_general_access_reads_the_list_item() -> None:
+    from tokenguard.audit.inventory import listed_general_access, parse_resource
+    from tokenguard.permissions import GeneralAccess, ResourceKind
 
-    assert access_override({"id": "d", "generalAccess": "ANYONE_WITH_ID_CAN_READ"}) == (
-        "ANYONE_WITH_ID_CAN_READ"
-    )
-    assert access_override({"id": "d", "generalAccess": "FOLLOW_USER_SETTING"}) is None
-    assert access_override({"id": "d"}) is None
+    shared = {"id": "d", "generalAccess": "ANYONE_WITH_ID_CAN_READ"}
+    assert listed_general_access(shared) is GeneralAccess.ANYONE_WITH_ID_CAN_READ
+    assert listed_general_access({"id": "d", "generalAccess": "FOLLOW_USER_SETTING"}) is None
+    assert listed_general_access({"id": "d", "generalAccess": "SOMETHING_NEW"}) is None
+    assert listed_general_access({"id": "d"}) is None
+    named = {"id": "d", "name": "feed", "generalAccess": "ANYONE_WITH_NAME_CAN_READ"}
+    resource = parse_resource(ResourceKind.DATASET, named, "me")
+    assert resource.general_access is GeneralAccess.ANYONE_WITH_NAME_CAN_READ
+    run = parse_resource(ResourceKind.RUN, {"id": "r", "generalAccess": "RESTRICTED"}, "me")
+    assert run.general_access is GeneralAccess.RESTRICTED
+    task = parse_resource(ResourceKind.TASK, {"id": "t", "generalAccess": "RESTRICTED"}, "me")
+    assert task.general_access is None  # tasks are not affected by the setting
 
 
 def _override_inventory(general: str, value: str) -> Inventory:
     from tokenguard.permissions import GeneralAccess, Resource, ResourceKind
 
     resources = (
-        Resource(ResourceKind.DATASET, "shared1", "reports", "me"),
+        Resource(
+            ResourceKind.DATASET, "shared1", "reports", "me", general_access=GeneralAccess(value)
+        ),
         Resource(ResourceKind.DATASET, "private1", "internal", "me"),
     )
-    return Inventory(
-        (),
-        resources,
-        GeneralAccess(general),
-        "me",
-        overrides=((ResourceKind.DATASET, "shared1", value),),
-    )
+    return Inventory((), resources, GeneralAccess(general), "me")
 
 
 def test_a_storage_shared_on_its_own_is_an_anonymous_access_finding() -> None:
-    report = analyze(_override_inventory("RESTRICTED", "ANYONE_WITH_ID_CAN_READ"))
+    inventory = _override_inventory("RESTRICTED", "ANYONE_WITH_ID_CAN_READ")
+    assert inventory.overrides == ((ResourceKind.DATASET, "shared1", "ANYONE_WITH_ID_CAN_READ"),)
+    report = analyze(inventory)
     [finding] = [f for f in report.findings if f.kind is FindingKind.ANONYMOUS_ACCESS]
     assert finding.resource == "dataset:shared1"
     assert finding.path == (
@@ -167,15 +176,44 @@ def test_a_storage_shared_on_its_own_is_an_anonymous_access_finding() -> None:
         "read dataset me~reports",
     )
     assert [p.via for p in report.escalations] == ["dataset:shared1"]
-    assert any("dataset me~reports is readable by anyone" in n for n in report.notes)
+
+
+def test_a_storage_shared_by_name_is_a_finding_even_on_an_open_account() -> None:
+    report = analyze(_override_inventory("ANYONE_WITH_ID_CAN_READ", "ANYONE_WITH_NAME_CAN_READ"))
+    found = sorted(
+        (f.resource or "", f.path[1])
+        for f in report.findings
+        if f.kind is FindingKind.ANONYMOUS_ACCESS
+    )
+    assert found == [("", "knows a storage or run ID"), ("dataset:shared1", "knows the ID or "
+                     "name of dataset me~reports")]  # fmt: skip
 
 
 def test_a_storage_restricted_on_an_open_account_is_noted_not_found() -> None:
     report = analyze(_override_inventory("ANYONE_WITH_ID_CAN_READ", "RESTRICTED"))
-    # The account-wide finding only; the restricted storage is named in the notes.
-    kinds = [(f.kind, f.resource) for f in report.findings]
-    assert kinds == [(FindingKind.ANONYMOUS_ACCESS, None)]
+    # The account-wide finding only, counting the one storage still open.
+    [finding] = [f for f in report.findings if f.kind is FindingKind.ANONYMOUS_ACCESS]
+    assert finding.resource is None and "1 storages and 0 runs" in finding.message
     assert any("dataset me~reports is restricted on its own" in n for n in report.notes)
+
+
+def test_the_matrix_shows_the_anonymous_route_per_resource() -> None:
+    from tokenguard.audit.inventory import InventoryToken
+    from tokenguard.audit.report import TokenEntry, TokenSource
+    from tokenguard.permissions import Scope
+
+    entry = TokenEntry(
+        key="t", name="t", sources=(TokenSource.FILE,), governed=False, scope=Scope()
+    )
+    for general, shared_open, private_open in (
+        ("RESTRICTED", True, False),
+        ("ANYONE_WITH_ID_CAN_READ", False, True),
+    ):
+        value = "ANYONE_WITH_ID_CAN_READ" if shared_open else "RESTRICTED"
+        inventory = replace(_override_inventory(general, value), tokens=(InventoryToken(entry),))
+        claims = analyze(inventory).access_map()
+        assert (Permission.READ in claims.get(("t", "dataset:shared1"), ())) is shared_open
+        assert (Permission.READ in claims.get(("t", "dataset:private1"), ())) is private_open
 
 
 def test_general_access_is_not_judged_from_an_overridden_resource(

@@ -7,7 +7,9 @@ fingerprint between tokens we hold, and by the token API's ``tokenPreview`` (las
 characters) when exactly one candidate fits.
 
 Resources are listed through the management token, all pages, and the account's general
-resource access setting is detected by reading one storage by ID without any token.
+resource access setting is detected by reading one storage by ID without any token. A storage's
+or run's own general access comes from its list item (``generalAccess``) into
+``Resource.general_access``; the scope model applies it per resource.
 """
 
 from __future__ import annotations
@@ -75,9 +77,16 @@ class Inventory:
     general_access: GeneralAccess | None
     username: str | None = None
     notes: tuple[str, ...] = field(default=())
-    #: Resources whose own ``generalAccess`` overrides the account setting (Apify:
-    #: "the resource level setting takes precedence"), as ``(kind, id, value)``.
-    overrides: tuple[tuple[ResourceKind, str, str], ...] = field(default=())
+
+    @property
+    def overrides(self) -> tuple[tuple[ResourceKind, str, str], ...]:
+        """Resources whose own general access overrides the account setting, as
+        ``(kind, id, value)`` (read from ``Resource.general_access``)."""
+        return tuple(
+            (r.kind, r.id, r.general_access.value)
+            for r in self.resources
+            if r.general_access is not None
+        )
 
 
 # --------------------------------------------------------------------------- held tokens
@@ -173,6 +182,7 @@ def parse_resource(kind: ResourceKind, item: Mapping[str, Any], username: str | 
             default_dataset_id=_str(item.get("defaultDatasetId")),
             default_key_value_store_id=_str(item.get("defaultKeyValueStoreId")),
             default_request_queue_id=_str(item.get("defaultRequestQueueId")),
+            general_access=listed_general_access(item),
         )
     if kind is ResourceKind.SCHEDULE:
         actions: list[ScheduleAction] = []
@@ -194,31 +204,27 @@ def parse_resource(kind: ResourceKind, item: Mapping[str, Any], username: str | 
             actor_id=_str(cond.get("actorId")),
             task_id=_str(cond.get("actorTaskId")),
         )
+    if kind in STORAGE_KINDS:
+        return Resource(kind, rid, name, owner, general_access=listed_general_access(item))
     return Resource(kind, rid, name, owner)
 
 
-#: The ``generalAccess`` value of a resource that follows the account setting.
-FOLLOW_ACCOUNT = "FOLLOW_USER_SETTING"
-
-
-def access_override(item: Mapping[str, Any]) -> str | None:
-    """A listed storage's or run's own ``generalAccess``, when it overrides the account's."""
+def listed_general_access(item: Mapping[str, Any]) -> GeneralAccess | None:
+    """A listed storage's or run's own ``generalAccess`` (DatasetListItem, KeyValueStore,
+    RequestQueueShort, Run); None when it follows the account (``FOLLOW_USER_SETTING``), is
+    absent, or is a value this version does not know."""
     value = item.get("generalAccess")
-    if isinstance(value, str) and value and value != FOLLOW_ACCOUNT:
-        return value
-    return None
+    try:
+        return GeneralAccess(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
-def collect_resources(
-    api: ApifyApi,
-    username: str | None,
-    overrides: list[tuple[ResourceKind, str, str]] | None = None,
-) -> tuple[Resource, ...]:
+def collect_resources(api: ApifyApi, username: str | None) -> tuple[Resource, ...]:
     """Every resource of the account (all pages of every collection).
 
     Schedules are re-read one by one when the list omits their actions, because the
-    schedule route findings depend on what a schedule triggers. Storages and runs whose own
-    general access overrides the account setting are appended to ``overrides``.
+    schedule route findings depend on what a schedule triggers.
     """
     out: list[Resource] = []
     for kind, path in LIST_PATHS.items():
@@ -233,8 +239,6 @@ def collect_resources(
             if kind is ResourceKind.SCHEDULE and "actions" not in listed:
                 item = api.get_data(f"/schedules/{listed['id']}")
             out.append(parse_resource(kind, item, username))
-            if overrides is not None and (own := access_override(item)) is not None:
-                overrides.append((kind, str(item["id"]), own))
     return tuple(out)
 
 
@@ -243,9 +247,9 @@ def detect_general_access(
 ) -> GeneralAccess | None:
     """Read one storage (or run) by ID without a token: 200 means anyone with the ID can read.
 
-    Resources in ``overridden`` (IDs with their own general access) say nothing about the
-    account setting and are not tried. ``None`` when the account has no storage or run to
-    try (the setting cannot be observed).
+    Resources with their own general access (``Resource.general_access``) and those in
+    ``overridden`` (IDs) say nothing about the account setting and are not tried. ``None``
+    when the account has no storage or run to try (the setting cannot be observed).
     """
     anonymous = api.with_token(None)
     paths = {
@@ -261,7 +265,7 @@ def detect_general_access(
             *(r for r in resources if r.kind in STORAGE_KINDS),
             *(r for r in resources if r.kind is ResourceKind.RUN),
         )
-        if r.id not in overridden
+        if r.id not in overridden and r.general_access is None
     ]
     for res in candidates[:5]:
         path = paths[res.kind] + res.id
@@ -457,9 +461,8 @@ def build_inventory(
         if exc.status not in (403, 404):
             raise
         platform = None
-    overrides: list[tuple[ResourceKind, str, str]] = []
-    resources = collect_resources(api, username, overrides)
-    general = detect_general_access(api, resources, {rid for _, rid, _ in overrides})
+    resources = collect_resources(api, username)
+    general = detect_general_access(api, resources)
     tokens, notes = merge_tokens(records, held, platform, policy_names=policy_names)
     if general is None and any(
         r.kind in STORAGE_KINDS or r.kind is ResourceKind.RUN for r in resources
@@ -467,4 +470,4 @@ def build_inventory(
         notes = (*notes, "The general resource access setting could not be detected.")
     elif general is None:
         notes = (*notes, "No storage or run to probe: general resource access is unknown.")
-    return Inventory(tokens, resources, general, username, notes, tuple(overrides))
+    return Inventory(tokens, resources, general, username, notes)

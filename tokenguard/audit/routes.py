@@ -5,7 +5,8 @@
   unscoped -> everything.
 - Webhooks: Run on an Actor (or a task it may run) -> it may create webhooks there -> they are
   dispatched later with the token's scope.
-- Anonymous reads: general resource access "anyone with ID can read" -> storages and runs.
+- Anonymous reads: general resource access "anyone with ID can read" -> storages and runs,
+  per resource (a storage's or run's own setting takes precedence, as in the scope model).
 
 The triggers come from :mod:`tokenguard.permissions` (``unscoped_run_paths``,
 ``schedule_escalation_paths``, ``webhook_conditions``, ``decide``); this module turns them into
@@ -34,6 +35,7 @@ from tokenguard.permissions import (
     ScheduleAction,
     ScheduleActionType,
     TokenContext,
+    anonymous_read_allowed,
     decide,
     schedule_escalation_paths,
     unscoped_run_paths,
@@ -281,14 +283,32 @@ def route_findings(
     return out
 
 
+def _opened_by_account(r: Resource, account: Account) -> bool:
+    """Would ``r`` be readable by anyone with its ID if it followed the account setting?"""
+    return anonymous_read_allowed(replace(r, general_access=None), account)
+
+
 def anonymous_finding(
     general: GeneralAccess | None, resources: Sequence[Resource]
 ) -> tuple[list[EscalationPath], list[Finding]]:
-    """The "anyone with ID can read" route for the whole account."""
-    if general is not GeneralAccess.ANYONE_WITH_ID_CAN_READ:
+    """The "anyone with ID can read" route for the whole account.
+
+    Counts the storages and runs the scope model lets anyone read by ID because of the
+    account setting: those restricted on their own are not readable (general-resource-access,
+    "Per-resource access control": the resource's setting "takes precedence").
+    """
+    if general is None:
         return [], []
-    storages = [r for r in resources if r.kind in STORAGE_KINDS]
-    runs = [r for r in resources if r.kind is ResourceKind.RUN]
+    account = Account("", general)
+    opened = [
+        r
+        for r in resources
+        if _opened_by_account(r, account) and anonymous_read_allowed(r, account)
+    ]
+    if not opened:
+        return [], []
+    storages = [r for r in opened if r.kind in STORAGE_KINDS]
+    runs = [r for r in opened if r.kind is ResourceKind.RUN]
     steps = (
         "anyone (no token)",
         "knows a storage or run ID",
@@ -313,31 +333,41 @@ def override_findings(
 ) -> tuple[list[EscalationPath], list[Finding], list[str]]:
     """Storages and runs whose own general access opens them to anyone (and notes).
 
-    Apify: "the resource level setting takes precedence over the account setting", so a
-    storage shared with "anyone with ID" on a restricted account is readable without a
-    token. Returns the chains, one finding per such resource, and notes for what the access
-    matrix does not show (the scope model applies the account setting to every resource).
+    general-resource-access, "Per-resource access control": "the resource level setting takes
+    precedence over the account setting", so a storage shared with "anyone with ID" on a
+    restricted account is readable without a token, and "Sharing storages by name": "anyone
+    with ID or name" also opens it by ``username~name``. The scope model decides
+    (:func:`~tokenguard.permissions.anonymous_read_allowed`, the same rule as the access
+    matrix): one finding per resource of ``overrides`` (those with a setting of their own,
+    ``Inventory.overrides``) that its own setting opens further than the account's would.
+    Resources restricted on their own in an open account get a note.
     """
+    account = Account("", general or GeneralAccess.RESTRICTED)
     by_key = {(r.kind, r.id): r for r in resources}
     paths: list[EscalationPath] = []
     findings: list[Finding] = []
     notes: list[str] = []
-    for kind, rid, value in sorted(overrides, key=lambda o: (o[0].value, o[1])):
+    for kind, rid in sorted({(k, i) for k, i, _ in overrides}, key=lambda o: (o[0].value, o[1])):
         res = by_key.get((kind, rid))
-        label = _label(res) if res is not None else f"{kind.value} {rid}"
-        key = resource_key(kind, rid)
-        if not value.startswith("ANYONE"):
-            if general is GeneralAccess.ANYONE_WITH_ID_CAN_READ:
-                notes.append(
-                    f"{label} is restricted on its own ({value}): the anonymous read the "
-                    "matrix shows for it does not apply"
-                )
+        if res is None or res.general_access is None:
             continue
-        if value == general:
-            continue  # the account-wide finding already covers it
+        label, key, value = _label(res), resource_key(kind, rid), res.general_access.value
+        follows = replace(res, general_access=None)
+        by_id = anonymous_read_allowed(res, account)
+        by_name = anonymous_read_allowed(res, account, by_name=True)
+        if _opened_by_account(res, account) and not by_id:
+            notes.append(
+                f"{label} is restricted on its own ({value}): not readable without a token"
+            )
+            continue
+        if by_id <= anonymous_read_allowed(follows, account) and by_name <= (
+            anonymous_read_allowed(follows, account, by_name=True)
+        ):
+            continue  # opens nothing the account setting does not (the account finding)
+        what = "ID or name" if by_name else "ID"
         steps = (
             "anyone (no token)",
-            f"knows the ID of {label}",
+            f"knows the {what} of {label}",
             f"its own general access: {value}",
             f"read {label}",
         )
@@ -355,5 +385,4 @@ def override_findings(
                 "unless it is meant to be public.",
             )
         )
-        notes.append(f"{label} is readable by anyone ({value}); the matrix does not show it")
     return paths, findings, notes
