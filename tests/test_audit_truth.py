@@ -1,9 +1,10 @@
 """Ground truth: every (token, resource, permission) claim of the audit is tried in the sandbox.
 
-Random accounts (Actors, tasks, storages, runs, schedules, webhooks, general resource access)
-and random scoped tokens are built through the real API of a loopback sandbox; the audit runs
-against it; then each claim is tried with the token itself. No access missed, none invented.
-Deletes (the only way to try write on a task or schedule alone) are undone on the server.
+Random accounts (Actors, tasks, storages, runs, schedules, webhooks, general resource access of
+the account and of single storages) and random scoped tokens are built through the real API of
+a loopback sandbox; the audit runs against it; then each claim is tried with the token itself.
+No access missed, none invented. Deletes (the only way to try write on a task or schedule
+alone) are undone on the server.
 """
 
 from __future__ import annotations
@@ -100,6 +101,21 @@ def build_account(sb: SandboxHandle, spec: dict[str, Any]) -> dict[ResourceKind,
             "requestUrl": "https://hooks.example.com/x",
         }
         ids[ResourceKind.WEBHOOK].append(post("/webhooks", body)["id"])
+    # Storages with their own general access (general-resource-access.md, "Per-resource access
+    # control"): the inventory reads it from the list items, the matrix must follow it.
+    storages = [
+        (kind, sid)
+        for kind in (
+            ResourceKind.DATASET,
+            ResourceKind.KEY_VALUE_STORE,
+            ResourceKind.REQUEST_QUEUE,
+        )
+        for sid in ids[kind]
+    ]
+    for n, value in spec["shared"]:
+        if storages:
+            kind, sid = storages[n % len(storages)]
+            api.request("PUT", _PREFIX[kind] + sid, json={"generalAccess": value})
     if spec["anyone"]:
         api.request(
             "PUT", "/_sandbox/settings", json={"generalResourceAccess": "ANYONE_WITH_ID_CAN_READ"}
@@ -119,6 +135,21 @@ account_specs = st.fixed_dictionaries(
         "schedules": st.lists(st.tuples(st.booleans(), st.integers(0, 5)), max_size=2),
         "webhooks": st.lists(st.tuples(st.booleans(), st.integers(0, 5)), max_size=2),
         "anyone": st.booleans(),
+        "shared": st.lists(
+            st.tuples(
+                st.integers(0, 9),
+                st.sampled_from(
+                    [
+                        "FOLLOW_USER_SETTING",
+                        "RESTRICTED",
+                        "ANYONE_WITH_ID_CAN_READ",
+                        "ANYONE_WITH_NAME_CAN_READ",
+                    ]
+                ),
+            ),
+            min_size=1,
+            max_size=2,
+        ),
     }
 )
 

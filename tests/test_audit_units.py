@@ -233,3 +233,47 @@ def test_general_access_is_not_judged_from_an_overridden_resource(
     everything = {r.id for r in resources}
     assert probed and detect_general_access(api, resources, everything) is None
     api.close()
+
+
+@pytest.mark.parametrize("account_open", [False, True])
+def test_inventory_reads_each_storage_own_general_access(
+    empty_sandbox: SandboxHandle, account_open: bool
+) -> None:
+    """Against the sandbox: a storage shared on a restricted account (or restricted on an open
+    one) shows in the matrix exactly as the sandbox answers a token without read on it."""
+    import httpx
+
+    from tokenguard.api.issuer import HttpTokenIssuer
+    from tokenguard.permissions import GeneralAccess, Scope
+
+    api = ApifyApi(empty_sandbox.url, empty_sandbox.admin_token)
+    plain, own = (
+        api.request("POST", "/datasets", params={"name": n}).json()["data"]["id"]
+        for n in ("plain", "own")
+    )
+    value = "RESTRICTED" if account_open else "ANYONE_WITH_ID_CAN_READ"
+    api.request("PUT", f"/datasets/{own}", json={"generalAccess": value})
+    if account_open:
+        api.request(
+            "PUT", "/_sandbox/settings", json={"generalResourceAccess": "ANYONE_WITH_ID_CAN_READ"}
+        )
+    issued = HttpTokenIssuer(api).issue("nobody", scope=Scope(), expires_at=None)
+    inventory = build_inventory(api, held=[HeldToken("file:t", TokenSource.FILE, issued.secret)])
+    by_id = {r.id: r for r in inventory.resources}
+    assert by_id[own].general_access is GeneralAccess(value)
+    assert by_id[plain].general_access is None
+    # The account setting is judged from the storage that follows it, not the overridden one.
+    assert inventory.general_access is GeneralAccess(
+        "ANYONE_WITH_ID_CAN_READ" if account_open else "RESTRICTED"
+    )
+    claims = analyze(inventory).access_map()
+    headers = {"Authorization": f"Bearer {issued.secret.reveal()}"}
+    with httpx.Client(base_url=empty_sandbox.url + "/v2", headers=headers) as client:
+        for sid in (plain, own):
+            response = client.get(f"/datasets/{sid}")
+            claimed = Permission.READ in claims.get(("file:t", f"dataset:{sid}"), frozenset())
+            assert claimed is response.is_success, (sid, response.status_code)
+            assert claimed is ((sid == own) is not account_open)
+            if claimed:
+                assert response.headers.get("X-Sandbox-Grant") == "anonymous"
+    api.close()
