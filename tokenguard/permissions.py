@@ -13,6 +13,8 @@ This module holds, top to bottom:
 - the vocabulary and wire format of a scope (DESIGN §3): ``ResourceType``, ``AccountGroup``,
   ``Permission``, ``RunMode``, ``GeneralAccess``, ``ResourceGrant``, ``Scope``;
 - resource facts (``Resource``, ``Account``, ``TokenContext``) and ``Operation``;
+- :func:`general_access_of` and :func:`anonymous_read_allowed` — general resource access per
+  resource (a storage's or run's own setting takes precedence over the account's, D11);
 - :func:`decide` — "may this token do this operation on this resource, and why" — with the
   HTTP status it implies and the grant route (``unscoped``, ``created``, ``resource``,
   ``account``, ``default-run-storage``, ``anonymous``, first applicable wins);

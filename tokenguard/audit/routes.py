@@ -352,10 +352,10 @@ def override_findings(
         if res is None or res.general_access is None:
             continue
         label, key, value = _label(res), resource_key(kind, rid), res.general_access.value
-        follows = replace(res, general_access=None)
+        follows = replace(res, general_access=None)  # as if it followed the account
         by_id = anonymous_read_allowed(res, account)
         by_name = anonymous_read_allowed(res, account, by_name=True)
-        if _opened_by_account(res, account) and not by_id:
+        if anonymous_read_allowed(follows, account) and not by_id:
             notes.append(
                 f"{label} is restricted on its own ({value}): not readable without a token"
             )
