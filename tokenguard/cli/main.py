@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import traceback
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -36,6 +37,13 @@ LAZY_COMMANDS: dict[str, str] = {
 INTERNAL_ERROR_EXIT = 70
 
 
+def _print_traceback() -> None:
+    # --verbose: the traceback first, then the same one-line diagnosis and exit code as
+    # without it, so scripts see identical exit codes either way. Redacted: a frame's
+    # repr could hold a token.
+    click.echo(redact(traceback.format_exc()), err=True, nl=False)
+
+
 class TokenGuardGroup(click.Group):
     """A click group that turns tokenguard errors into exit codes and one-line messages."""
 
@@ -53,7 +61,7 @@ class TokenGuardGroup(click.Group):
             return super().invoke(ctx)
         except TokenGuardError as exc:
             if verbose:
-                raise
+                _print_traceback()
             click.echo(f"error: {redact(exc.diagnosis)}", err=True)
             ctx.exit(int(exc.exit_code))
         except KeyboardInterrupt:
@@ -63,7 +71,7 @@ class TokenGuardGroup(click.Group):
             raise
         except OSError as exc:
             if verbose:
-                raise
+                _print_traceback()
             # File-system trouble outside the vault (an -o FILE, a policy path): bad input.
             where = f" ({exc.filename})" if exc.filename else ""
             click.echo(
@@ -74,7 +82,7 @@ class TokenGuardGroup(click.Group):
             ctx.exit(int(ExitCode.USAGE))
         except Exception as exc:
             if verbose:
-                raise
+                _print_traceback()
             click.echo(
                 f"error: internal error ({type(exc).__name__}). This is a bug: rerun with "
                 "--verbose for the traceback and report it (see SECURITY.md to report "
