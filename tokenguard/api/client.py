@@ -112,17 +112,24 @@ class ApifyApi:
                 return
 
 
+def apify_error(body: Any) -> tuple[str | None, str]:
+    """Apify's ``error.type`` and redacted ``error.message`` from a decoded error body.
+
+    ``(None, "")`` when the body is not Apify's ``{"error": {"type", "message"}}`` shape.
+    """
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        etype = err.get("type")
+        return (str(etype) if etype is not None else None), redact(str(err.get("message", "")))
+    return None, ""
+
+
 def error_from_response(response: httpx.Response, method: str, path: str) -> ApiError:
     """Build an :class:`ApiError` from an Apify error response (never echoing secrets)."""
-    error_type: str | None = None
-    message = ""
     try:
-        body = response.json()
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            error_type = body["error"].get("type")
-            message = str(body["error"].get("message", ""))
+        error_type, message = apify_error(response.json())
     except ValueError:
-        pass
+        error_type, message = None, ""
     hints = {
         401: "The token is invalid, expired or revoked: use another token (APIFY_TOKEN).",
         403: "The token's scope does not allow this: use a token with the needed permission.",
@@ -132,7 +139,7 @@ def error_from_response(response: httpx.Response, method: str, path: str) -> Api
     return ApiError(
         f"{method} {path} failed with HTTP {response.status_code}"
         + (f" {error_type}" if error_type else "")
-        + (f": {redact(message)}" if message else ""),
+        + (f": {message}" if message else ""),
         hint=hints.get(response.status_code, "See the Apify API documentation for this error."),
         status=response.status_code,
         error_type=error_type,

@@ -23,6 +23,7 @@ from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
+from tokenguard.api.client import apify_error
 from tokenguard.errors import UsageError
 from tokenguard.failover.backoff import Backoff
 from tokenguard.failover.flow import IDEMPOTENT_METHODS, SUCCESS, Outcome, Sleep, decide
@@ -51,14 +52,9 @@ _PERMANENT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 def _error_info(response: httpx.Response) -> tuple[str | None, str]:
     """Apify's ``error.type`` and (redacted) message from an error response."""
     try:
-        body = response.json()
+        return apify_error(response.json())
     except ValueError:
         return None, ""
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        err = body["error"]
-        etype = err.get("type")
-        return (str(etype) if etype is not None else None), redact(str(err.get("message", "")))
-    return None, ""
 
 
 _TOKEN_PARAM = re.compile(r"([?&]token=)[^&\s\"']*")
