@@ -170,6 +170,23 @@ def _resolve(call: Call, kind: Kind, ref: Any) -> Resource:
     return resource
 
 
+def _resolve_allowed(call: Call, kind: Kind, ref: Any, perm: str) -> Resource:
+    """Resolve a reference from the body and require ``perm`` on it (404 before 403)."""
+    resource = _resolve(call, kind, ref)
+    _check(call, perm, resource)
+    return resource
+
+
+def _rename_from_body(
+    call: Call, resource: Resource, body: dict[str, Any], what: str, *, required: bool = True
+) -> None:
+    """Apply ``body["name"]`` (if given) to ``resource``, refusing a name another one holds."""
+    if "name" in body:
+        name = _name(body["name"], what, required=required)
+        _free_name(call, resource.kind, name, resource)
+        call.state.rename(resource, name)
+
+
 def _touch(resource: Resource, call: Call) -> None:
     resource.modified_at = call.state.clock.now()
 
@@ -319,10 +336,7 @@ def actor_update(call: Call) -> Reply:
     """PUT /v2/acts/{actorId} (D5: unscoped only)."""
     actor = _target(call)
     body = call.json_object()
-    if "name" in body:
-        name = _name(body["name"], "Actor", required=True)
-        _free_name(call, Kind.ACTOR, name, actor)
-        call.state.rename(actor, name)
+    _rename_from_body(call, actor, body, "Actor")
     for key in _ACTOR_FIELDS:
         if key in body:
             actor.fields[key] = _opt_str(body, key)
@@ -471,8 +485,7 @@ def task_create(call: Call) -> Reply:
     # The create permission first, then the reference: a token that may not create tasks
     # learns nothing about which Actor IDs exist (403 before 404).
     route = _check_create(call, "tasks")
-    actor = _resolve(call, Kind.ACTOR, actor_ref)
-    _check(call, RUN, actor)
+    actor = _resolve_allowed(call, Kind.ACTOR, actor_ref, RUN)
     _free_name(call, Kind.TASK, name)
     fields: dict[str, Any] = {"actId": actor.id}
     _task_fields(body, fields)
@@ -491,12 +504,8 @@ def task_update(call: Call) -> Reply:
     task = _target(call)
     body = call.json_object()
     actor_ref = body.get("actId", task.fields.get("actId"))
-    actor = _resolve(call, Kind.ACTOR, actor_ref)
-    _check(call, RUN, actor)
-    if "name" in body:
-        name = _name(body["name"], "Actor task", required=True)
-        _free_name(call, Kind.TASK, name, task)
-        call.state.rename(task, name)
+    actor = _resolve_allowed(call, Kind.ACTOR, actor_ref, RUN)
+    _rename_from_body(call, task, body, "Actor task")
     task.fields["actId"] = actor.id
     _task_fields(body, task.fields)
     _touch(task, call)
@@ -626,10 +635,7 @@ def storage_update(call: Call) -> Reply:
     if access is not None and access not in [a.value for a in ResourceAccess]:
         allowed = ", ".join(ResourceAccess)
         raise invalid(f"generalAccess must be one of {allowed}")
-    if "name" in body:
-        name = _name(body["name"], label(storage.kind), required=False)
-        _free_name(call, storage.kind, name, storage)
-        call.state.rename(storage, name)
+    _rename_from_body(call, storage, body, label(storage.kind), required=False)
     if access == ResourceAccess.FOLLOW_USER_SETTING:
         storage.fields.pop("generalAccess", None)
     elif access is not None:
@@ -816,12 +822,10 @@ def _schedule_actions(call: Call, raw: Any) -> list[dict[str, Any]]:
         kind = action.get("type")
         out: dict[str, Any] = {"id": action.get("id") or new_id(), "type": kind}
         if kind == "RUN_ACTOR":
-            actor = _resolve(call, Kind.ACTOR, action.get("actorId"))
-            _check(call, RUN, actor)
+            actor = _resolve_allowed(call, Kind.ACTOR, action.get("actorId"), RUN)
             out["actorId"] = actor.id
         elif kind == "RUN_ACTOR_TASK":
-            task = _resolve(call, Kind.TASK, action.get("actorTaskId"))
-            _check(call, READ, task)
+            task = _resolve_allowed(call, Kind.TASK, action.get("actorTaskId"), READ)
             out["actorTaskId"] = task.id
         else:
             raise invalid(f"actions[{index}].type must be RUN_ACTOR or RUN_ACTOR_TASK")
@@ -870,10 +874,7 @@ def schedule_update(call: Call) -> Reply:
     body = call.json_object()
     raw_actions = body.get("actions", schedule.fields.get("actions", []))
     actions = _schedule_actions(call, raw_actions)
-    if "name" in body:
-        name = _name(body["name"], "Schedule", required=True)
-        _free_name(call, Kind.SCHEDULE, name, schedule)
-        call.state.rename(schedule, name)
+    _rename_from_body(call, schedule, body, "Schedule")
     schedule.fields["actions"] = actions
     _schedule_fields(body, schedule.fields)
     _touch(schedule, call)
