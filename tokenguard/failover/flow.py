@@ -110,17 +110,10 @@ def decide(
                         f": {outcome.message}" if outcome.message else ""
                     )
                     if pool._mark_dead(slot, reason):
-                        pool._emit(
-                            FailoverEvent(
-                                EventKind.TOKEN_DEAD,
-                                slot.fingerprint,
-                                method=method,
-                                path=target.path,
-                                status=401,
-                                error_type=etype,
-                                reason=reason,
-                            )
-                        )
+                        _event(
+                            pool, EventKind.TOKEN_DEAD, slot, method, target.path,
+                            status=401, error_type=etype, reason=reason,
+                        )  # fmt: skip
                     pool._release(slot)
                     old, slot = slot, None
                     slot = _next(pool, old, access, method, target.path, 401, etype)
@@ -134,17 +127,10 @@ def decide(
                     if access is None:  # the scope model does not know this call
                         return
                     pool._deny(slot, access)
-                    pool._emit(
-                        FailoverEvent(
-                            EventKind.DENIED,
-                            slot.fingerprint,
-                            method=method,
-                            path=target.path,
-                            status=403,
-                            error_type=etype,
-                            reason=f"lacks {access.needed}",
-                        )
-                    )
+                    _event(
+                        pool, EventKind.DENIED, slot, method, target.path,
+                        status=403, error_type=etype, reason=f"lacks {access.needed}",
+                    )  # fmt: skip
                     pool._release(slot)
                     old, slot = slot, None
                     slot = _next(pool, old, access, method, target.path, 403, etype)
@@ -154,23 +140,17 @@ def decide(
                     # like quota evasion. Wait on the same token.
                     rate_retries += 1
                     if rate_retries > backoff.max_retries:
-                        _gave_up(
-                            pool, slot, method, target.path, 429, "rate limit retries exhausted"
-                        )
+                        _event(
+                            pool, EventKind.GAVE_UP, slot, method, target.path,
+                            status=429, reason="rate limit retries exhausted",
+                        )  # fmt: skip
                         return
                     delay = backoff.delay_for(rate_retries, outcome.retry_after)
                     pool._cool(slot, delay)
-                    pool._emit(
-                        FailoverEvent(
-                            EventKind.COOLDOWN,
-                            slot.fingerprint,
-                            method=method,
-                            path=target.path,
-                            status=429,
-                            delay=delay,
-                            attempt=rate_retries,
-                        )
-                    )
+                    _event(
+                        pool, EventKind.COOLDOWN, slot, method, target.path,
+                        status=429, delay=delay, attempt=rate_retries,
+                    )  # fmt: skip
                     yield Sleep(delay)
                     if slot.dead:  # a 401 elsewhere killed it while we waited
                         pool._release(slot)
@@ -184,35 +164,25 @@ def decide(
             # A 5xx answer or a transport error.
             what = type(error).__name__ if error is not None else f"HTTP {status}"
             if outcome.sent and not idempotent:
-                _gave_up(
-                    pool,
-                    slot,
-                    method,
-                    target.path,
-                    status or None,
-                    f"{what}; not resent: {method} may have reached the server "
+                _event(
+                    pool, EventKind.GAVE_UP, slot, method, target.path,
+                    status=status or None,
+                    reason=f"{what}; not resent: {method} may have reached the server "
                     "(mark it idempotent to allow resending)",
-                )
+                )  # fmt: skip
                 return
             error_retries += 1
             if error_retries > backoff.max_retries:
-                _gave_up(
-                    pool, slot, method, target.path, status or None, f"{what}; retries exhausted"
-                )
+                _event(
+                    pool, EventKind.GAVE_UP, slot, method, target.path,
+                    status=status or None, reason=f"{what}; retries exhausted",
+                )  # fmt: skip
                 return
             delay = backoff.delay_for(error_retries, outcome.retry_after)
-            pool._emit(
-                FailoverEvent(
-                    EventKind.RETRY,
-                    slot.fingerprint,
-                    method=method,
-                    path=target.path,
-                    status=status or None,
-                    reason=what,
-                    delay=delay,
-                    attempt=error_retries,
-                )
-            )
+            _event(
+                pool, EventKind.RETRY, slot, method, target.path,
+                status=status or None, reason=what, delay=delay, attempt=error_retries,
+            )  # fmt: skip
             yield Sleep(delay)
             if slot.dead:
                 pool._release(slot)
@@ -227,6 +197,41 @@ def decide(
 SUCCESS = Outcome(200)
 
 
+def _event(
+    pool: TokenPool,
+    kind: EventKind,
+    slot: _Slot,
+    method: str,
+    path: str,
+    *,
+    next_fingerprint: str | None = None,
+    status: int | None = None,
+    error_type: str | None = None,
+    reason: str | None = None,
+    delay: float | None = None,
+    attempt: int | None = None,
+) -> None:
+    """Emit a ``kind`` event about ``slot``'s token for the request ``method path``.
+
+    A module-level function rather than a closure in :func:`decide`: a closure would be built
+    (with cells for what it captures) on every request, including the successful ones.
+    """
+    pool._emit(
+        FailoverEvent(
+            kind,
+            slot.fingerprint,
+            next_fingerprint=next_fingerprint,
+            method=method,
+            path=path,
+            status=status,
+            error_type=error_type,
+            reason=reason,
+            delay=delay,
+            attempt=attempt,
+        )
+    )
+
+
 def _next(  # noqa: PLR0917 - internal helper, called positionally
     pool: TokenPool,
     old: _Slot,
@@ -238,30 +243,8 @@ def _next(  # noqa: PLR0917 - internal helper, called positionally
 ) -> _Slot:
     """The next token after ``old`` (already released); raises when none is left."""
     nxt = pool._acquire(access)
-    pool._emit(
-        FailoverEvent(
-            EventKind.FAILOVER,
-            old.fingerprint,
-            next_fingerprint=nxt.fingerprint,
-            method=method,
-            path=path,
-            status=status,
-            error_type=etype,
-        )
-    )
+    _event(
+        pool, EventKind.FAILOVER, old, method, path,
+        next_fingerprint=nxt.fingerprint, status=status, error_type=etype,
+    )  # fmt: skip
     return nxt
-
-
-def _gave_up(  # noqa: PLR0917
-    pool: TokenPool, slot: _Slot, method: str, path: str, status: int | None, reason: str
-) -> None:
-    pool._emit(
-        FailoverEvent(
-            EventKind.GAVE_UP,
-            slot.fingerprint,
-            method=method,
-            path=path,
-            status=status,
-            reason=reason,
-        )
-    )
