@@ -12,16 +12,11 @@ Run: .venv/bin/python bench/audit_bench.py [--tokens 1000] [--resources 10000] [
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+
+from _common import sandbox_process
 
 from tokenguard.api.client import ApifyApi
 from tokenguard.api.issuer import HttpTokenIssuer
@@ -42,7 +37,6 @@ from tokenguard.permissions import (
     ScheduleActionType,
     Scope,
 )
-from tokenguard.secrets import Secret
 
 
 def synthetic_account(n_resources: int, rng: random.Random) -> list[Resource]:
@@ -167,27 +161,8 @@ def bench_static(n_tokens: int, n_resources: int) -> None:
     )
 
 
-@contextmanager
-def sandbox_process(seed: str, rate: float) -> Iterator[tuple[str, Secret]]:
-    """``tokenguard sandbox serve`` in its own process (the client must not share its GIL)."""
-    exe = Path(sys.executable).with_name("tokenguard")
-    cmd = [str(exe), "sandbox", "serve", "--port", "0", "--seed", seed]
-    cmd += ["--rate-limit", f"{rate:g}", "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        ready = json.loads(proc.stdout.readline())
-        yield ready["url"], Secret(ready["admin_token"])
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 def bench_live(rate: float, n_tokens: int, n_storages: int, concurrency: int) -> None:
-    with sandbox_process(f"bench:{n_storages}", rate) as (url, admin_token):
+    with sandbox_process(f"bench:{n_storages}", rate_limit=rate) as (url, admin_token):
         api = ApifyApi(url, admin_token)
         issuer = HttpTokenIssuer(api)
         rng = random.Random(3)

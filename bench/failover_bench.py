@@ -17,15 +17,12 @@ paired batches' wall-time ratios plus each variant's client CPU per call. Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
 import httpx
+from _common import sandbox_process
 
 from tokenguard.failover import FailoverAuth, TokenPool, apify_client, failover_client
 from tokenguard.secrets import Secret
@@ -88,28 +85,6 @@ def mock_overhead(n: int, rounds: int) -> dict[str, float]:
 # -- (b), (c) against the sandbox ---------------------------------------------------------
 
 
-def start_sandbox(datasets: int) -> tuple[subprocess.Popen[str], str, Secret]:
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from tokenguard.cli import main; main()",
-            "sandbox",
-            "serve",
-            "--port",
-            "0",
-            "--json",
-            "--seed",
-            f"bench:{datasets}",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdout is not None
-    ready = json.loads(server.stdout.readline())
-    return server, ready["url"], Secret(ready["admin_token"])
-
-
 def interleaved(
     variants: dict[str, Callable[[int], None]], rounds: int, batch: int
 ) -> tuple[dict[str, float], float]:
@@ -156,8 +131,7 @@ def main() -> int:
     added = mock["failover_client"] - mock["static header"]
     added_auth = mock["FailoverAuth"] - mock["static header"]
 
-    server, url, admin = start_sandbox(args.datasets)
-    try:
+    with sandbox_process(f"bench:{args.datasets}") as (url, admin):
         with httpx.Client(headers={"Authorization": f"Bearer {admin.reveal()}"}) as c:
             items = c.get(f"{url}/v2/datasets", params={"limit": 1000}).json()["data"]["items"]
         ids = [item["id"] for item in items]
@@ -208,9 +182,6 @@ def main() -> int:
             args.rounds,
             args.batch,
         )
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=20)
 
     print("(a) per-request CPU cost on httpx.MockTransport (best batch)")
     for name, us in mock.items():

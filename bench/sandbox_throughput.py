@@ -17,12 +17,11 @@ import argparse
 import http.client
 import json
 import multiprocessing as mp
-import signal
-import subprocess
-import sys
 import threading
 import time
 from urllib.parse import urlparse
+
+from _common import sandbox_process
 
 TARGET = 1500.0
 
@@ -73,26 +72,8 @@ def main() -> int:
     parser.add_argument("--resources", type=int, default=1000)
     args = parser.parse_args()
 
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from tokenguard.cli import main; main()",
-            "sandbox",
-            "serve",
-            "--port",
-            "0",
-            "--json",
-            "--seed",
-            f"bench:{args.resources}",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        ready = json.loads(server.stdout.readline())
-        url, token = ready["url"], ready["admin_token"]
+    with sandbox_process(f"bench:{args.resources}") as (url, admin):
+        token = admin.reveal()
         parsed = urlparse(url)
         conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
         conn.request("GET", "/v2/datasets?limit=1000", headers={"Authorization": f"Bearer {token}"})
@@ -115,9 +96,6 @@ def main() -> int:
         for p in procs:
             p.join()
         elapsed = time.perf_counter() - start
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=20)
 
     ok = sum(r["ok"] for r in results)
     other = sum(r["other"] for r in results)
