@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from output_checks import assert_ran_clean, has_token
 
 from tokenguard.cli.main import main
 from tokenguard.demo import DemoOptions, DemoStep, StepKind, find_policies, run_demo
 from tokenguard.errors import ConfigError
-from tokenguard.secrets import TOKEN_PATTERN, redact
+from tokenguard.secrets import redact
 from tokenguard.vault import Unlocker, Vault
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,11 +43,6 @@ def _port_closed(port: int) -> bool:
 
 def _demo_dirs() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("tokenguard-demo-*")}
-
-
-def _has_token(text: str) -> bool:
-    # A bool, so a failing assert names no secret.
-    return TOKEN_PATTERN.search(text) is not None
 
 
 def _step_text(step: DemoStep) -> str:
@@ -94,7 +90,7 @@ def test_run_demo_steps_secrets_and_cleanup(tmp_path: Path) -> None:
             leaked = record.secret.reveal() in shown  # a bool: a failure cannot print it
             assert not leaked, f"the demo printed the secret of {record.name}"
             assert record.fingerprint in shown
-        assert not _has_token(shown)
+        assert not has_token(shown)
         # The rollback bookkeeping of the throwaway vault stayed in the temporary directory.
         assert (result.workdir / "state").exists()
     finally:
@@ -121,7 +117,7 @@ def test_cli_demo_prints_each_step_and_no_secret(tmp_path: Path) -> None:
     assert out.count("For real:") == 6
     assert "tokenguard rotate --now ci-scraper" in out
     assert str(report.resolve()) in out
-    assert not _has_token(result.output)
+    assert not has_token(result.output)
     assert "25/25 requests answered" in result.stderr
 
 
@@ -244,13 +240,11 @@ def test_make_demo_in_a_fresh_clone(tmp_path: Path) -> None:
         timeout=300,
         check=False,
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, redact(output)
+    assert_ran_clean(result, "make demo")
     for heading in STEP_HEADINGS:
         assert heading in result.stdout
     assert str(clone / "policies") in result.stdout  # the clone's code and policies ran
     assert (clone / "tokenguard-demo-report.html").exists()
-    assert not _has_token(output)
     assert _demo_dirs() == before
     assert not (tmp_path / "home").exists()  # nothing written to the user's home
     # Without SKIP_INSTALL, a fresh machine's `make demo` builds .venv and installs first.

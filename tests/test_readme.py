@@ -28,10 +28,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from output_checks import assert_ran_clean
 
 from tokenguard.policy import load_policies_from_text
 from tokenguard.sandbox.testing import SandboxHandle
-from tokenguard.secrets import TOKEN_PATTERN, redact
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -175,11 +175,6 @@ def test_shell_command_parsing() -> None:
     assert shell_commands(body) == [("foo --a    --b   # exit 3", 3), ("bar", 0)]
 
 
-def _check_no_secret(text: str, where: str) -> None:
-    leaked = TOKEN_PATTERN.search(text) is not None  # a bool: a failure cannot print it
-    assert not leaked, f"{where} printed a token"
-
-
 def _run_shell(block: Block, work: Path, env: dict[str, str]) -> dict[str, str]:
     env_file = work.parent / "env.out"
     script = ["set -o pipefail", f"cd {shlex.quote(str(work))}"]
@@ -200,9 +195,7 @@ def _run_shell(block: Block, work: Path, env: dict[str, str]) -> dict[str, str]:
         timeout=120,
         check=False,
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"README block at line {block.line} failed:\n{redact(output)}"
-    _check_no_secret(output, f"README block at line {block.line}")
+    assert_ran_clean(result, f"README block at line {block.line}")
     pairs = env_file.read_text().split("\0")
     return dict(p.split("=", 1) for p in pairs if "=" in p)
 
@@ -220,11 +213,7 @@ def _run_python(block: Block, work: Path, env: dict[str, str]) -> str:
         timeout=120,
         check=False,
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, (
-        f"README Python example at line {block.line} failed:\n{redact(output)}"
-    )
-    _check_no_secret(output, f"README Python example at line {block.line}")
+    assert_ran_clean(result, f"README Python example at line {block.line}")
     return result.stdout
 
 
