@@ -22,7 +22,7 @@ This module needs the ``apify`` extra (``pip install 'tokenguard[apify]'``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -116,6 +116,10 @@ class _Attempts:
         return self.url, headers
 
 
+#: The decision flow of one request, as :func:`decide` returns it.
+_Flow = Generator[_Slot | Sleep, Outcome | None, None]
+
+
 def _error_outcome(exc: Exception) -> Outcome:
     return Outcome(
         0,
@@ -146,8 +150,12 @@ def _response_outcome(response: HttpResponse) -> Outcome:
     return Outcome(status, retry_after=headers.get("retry-after") or headers.get("Retry-After"))
 
 
-class FailoverHttpClient(ImpitHttpClient):
-    """apify-client's default (Impit) transport, failing over across a :class:`TokenPool`."""
+class _Failover:
+    """What both clients share: the pool, the retry settings and the constructor.
+
+    A mixin listed before the Impit client, so that its ``__init__`` and
+    ``is_retryable_transport_error`` come first and ``super().__init__`` reaches Impit's.
+    """
 
     def __init__(
         self,
@@ -165,11 +173,29 @@ class FailoverHttpClient(ImpitHttpClient):
         self.retry_non_idempotent = retry_non_idempotent
 
     def __repr__(self) -> str:
-        return f"FailoverHttpClient({self.pool!r})"
+        return f"{type(self).__name__}({self.pool!r})"
 
     def is_retryable_transport_error(self, exc: Exception) -> bool:
         """Never: the failover flow has already retried what was safe to retry."""
         return False
+
+    def _start(self, method: str, url: str, headers: dict[str, str]) -> tuple[_Attempts, _Flow]:
+        """The request's shape and its decision flow (not started yet)."""
+        shape = _Attempts(method, url, headers, self.retry_non_idempotent)
+        flow = decide(self.pool, self.backoff, shape.method, shape, idempotent=shape.idempotent)
+        return shape, flow
+
+
+def _result(last: impit.Response | None, error: Exception | None) -> impit.Response:
+    """What a finished flow hands back: the last response, or the last transport error."""
+    if error is not None:
+        raise error from None
+    assert last is not None
+    return last
+
+
+class FailoverHttpClient(_Failover, ImpitHttpClient):
+    """apify-client's default (Impit) transport, failing over across a :class:`TokenPool`."""
 
     def send_request(
         self,
@@ -184,8 +210,7 @@ class FailoverHttpClient(ImpitHttpClient):
         """Send with the pool's best token, failing over and retrying per the flow."""
         if content is not None and not isinstance(content, bytes):
             content = b"".join(content)  # buffered, so every attempt can resend it
-        shape = _Attempts(method, url, headers, self.retry_non_idempotent)
-        flow = decide(self.pool, self.backoff, shape.method, shape, idempotent=shape.idempotent)
+        shape, flow = self._start(method, url, headers)
         send = super().send_request
         last: impit.Response | None = None
         error: Exception | None = None
@@ -217,38 +242,13 @@ class FailoverHttpClient(ImpitHttpClient):
                     last.read()
                 step = flow.send(_response_outcome(last))
         except StopIteration:
-            if error is not None:
-                raise error from None
-            assert last is not None
-            return last
+            return _result(last, error)
         finally:
             flow.close()
 
 
-class FailoverHttpClientAsync(ImpitHttpClientAsync):
+class FailoverHttpClientAsync(_Failover, ImpitHttpClientAsync):
     """apify-client's default async (Impit) transport, failing over across a pool."""
-
-    def __init__(
-        self,
-        pool: TokenPool,
-        *,
-        backoff: Backoff | None = None,
-        retry_non_idempotent: bool = False,
-        headers: dict[str, str] | None = None,
-        user_agent_suffix: str | list[str] | None = None,
-        **timeouts: timedelta,
-    ) -> None:
-        super().__init__(**_init_kwargs(headers, user_agent_suffix, timeouts))
-        self.pool = pool
-        self.backoff = backoff or Backoff()
-        self.retry_non_idempotent = retry_non_idempotent
-
-    def __repr__(self) -> str:
-        return f"FailoverHttpClientAsync({self.pool!r})"
-
-    def is_retryable_transport_error(self, exc: Exception) -> bool:
-        """Never: the failover flow has already retried what was safe to retry."""
-        return False
 
     async def send_request(
         self,
@@ -263,8 +263,7 @@ class FailoverHttpClientAsync(ImpitHttpClientAsync):
         """Send with the pool's best token, failing over and retrying per the flow."""
         if content is not None and not isinstance(content, bytes):
             content = b"".join([chunk async for chunk in content])
-        shape = _Attempts(method, url, headers, self.retry_non_idempotent)
-        flow = decide(self.pool, self.backoff, shape.method, shape, idempotent=shape.idempotent)
+        shape, flow = self._start(method, url, headers)
         send = super().send_request
         last: impit.Response | None = None
         error: Exception | None = None
@@ -296,10 +295,7 @@ class FailoverHttpClientAsync(ImpitHttpClientAsync):
                     await last.aread()
                 step = flow.send(_response_outcome(last))
         except StopIteration:
-            if error is not None:
-                raise error from None
-            assert last is not None
-            return last
+            return _result(last, error)
         finally:
             flow.close()
 
