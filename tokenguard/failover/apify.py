@@ -43,10 +43,10 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         hint="Install the extra: pip install 'tokenguard[apify]'.",
     ) from exc
 
+from tokenguard.api.client import apify_error
 from tokenguard.failover.backoff import Backoff
 from tokenguard.failover.flow import IDEMPOTENT_METHODS, SUCCESS, Outcome, Sleep, decide
 from tokenguard.failover.pool import TokenPool, _Slot
-from tokenguard.secrets import redact
 
 __all__ = [
     "FailoverHttpClient",
@@ -135,16 +135,10 @@ def _response_outcome(response: HttpResponse) -> Outcome:
     if status < 400:
         return SUCCESS
     if status in (401, 403):
-        etype: str | None = None
-        message = ""
         try:
-            body = response.json()
+            etype, message = apify_error(response.json())
         except ValueError:
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            raw_type = body["error"].get("type")
-            etype = str(raw_type) if raw_type is not None else None
-            message = redact(str(body["error"].get("message", "")))
+            etype, message = None, ""
         return Outcome(status, error_type=etype, message=message)
     headers = response.headers
     return Outcome(status, retry_after=headers.get("retry-after") or headers.get("Retry-After"))
