@@ -177,6 +177,13 @@ def _resolve_allowed(call: Call, kind: Kind, ref: Any, perm: str) -> Resource:
     return resource
 
 
+def _new_owned(call: Call, kind: Kind, name: str | None, route: str, /, **fields: Any) -> Resource:
+    """Create a resource owned by the calling token (D4) and name the create's grant route."""
+    resource = call.state.new_resource(kind, name, created_by=_token(call).id, **fields)
+    call.grant = route
+    return resource
+
+
 def _rename_from_body(
     call: Call, resource: Resource, body: dict[str, Any], what: str, *, required: bool = True
 ) -> None:
@@ -322,8 +329,7 @@ def actor_create(call: Call) -> Reply:
     name = _name(body.get("name"), "Actor", required=True)
     _free_name(call, Kind.ACTOR, name)
     fields = {k: _opt_str(body, k) for k in _ACTOR_FIELDS}
-    actor = call.state.new_resource(Kind.ACTOR, name, created_by=_token(call).id, **fields)
-    call.grant = "unscoped"
+    actor = _new_owned(call, Kind.ACTOR, name, "unscoped", **fields)
     return data(objects.actor(call.state, actor), 201)
 
 
@@ -481,7 +487,6 @@ def task_create(call: Call) -> Reply:
     if not isinstance(actor_ref, str) or not actor_ref:
         raise invalid("actId is required: the ID or username~name of the task's Actor")
     name = _name(body.get("name"), "Actor task", required=True)
-    token = _token(call)
     # The create permission first, then the reference: a token that may not create tasks
     # learns nothing about which Actor IDs exist (403 before 404).
     route = _check_create(call, "tasks")
@@ -489,8 +494,7 @@ def task_create(call: Call) -> Reply:
     _free_name(call, Kind.TASK, name)
     fields: dict[str, Any] = {"actId": actor.id}
     _task_fields(body, fields)
-    task = call.state.new_resource(Kind.TASK, name, created_by=token.id, **fields)
-    call.grant = route
+    task = _new_owned(call, Kind.TASK, name, route, **fields)
     return data(objects.task(call.state, task), 201)
 
 
@@ -852,14 +856,12 @@ def schedule_create(call: Call) -> Reply:
     """POST /v2/schedules (D8: schedules:create + the action checks)."""
     body = call.json_object()
     name = _name(body.get("name"), "Schedule", required=True)
-    token = _token(call)
     route = _check_create(call, "schedules")
     actions = _schedule_actions(call, body.get("actions", []))
     _free_name(call, Kind.SCHEDULE, name)
     fields: dict[str, Any] = {"cronExpression": "@daily", "timezone": "UTC", "actions": actions}
     _schedule_fields(body, fields)
-    schedule = call.state.new_resource(Kind.SCHEDULE, name, created_by=token.id, **fields)
-    call.grant = route
+    schedule = _new_owned(call, Kind.SCHEDULE, name, route, **fields)
     return data(objects.schedule(call.state, schedule), 201)
 
 
